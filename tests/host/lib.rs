@@ -1,0 +1,8 @@
+//! The modules' `core`-only files, included verbatim (the same source the
+//! kernel build compiles) so that host tests can exercise them.
+
+#[path = "../../nvme_dbbuf/spec.rs"]
+pub mod nvme_spec;
+
+#[path = "../../common/dyndbg_core.rs"]
+pub mod dyndbg_core;

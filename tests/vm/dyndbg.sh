@@ -1,0 +1,75 @@
+# Dynamic debug for our Rust call sites: the control file lists them with the
+# right file, line, function and format, and every selector drives them.
+CTRL=/sys/kernel/debug/dynamic_debug/control
+bdf=$(nvme_bdfs | head -n1)
+[ -n "$bdf" ] || fail "needs an NVMe controller"
+src=$REPO/nvme_dbbuf.rs
+l_probe=$(grep -n 'ddbg!("probing' "$src" | cut -d: -f1)
+l_cap=$(grep -n 'dev_ddbg!(pdev, "CAP' "$src" | cut -d: -f1)
+[ -n "$l_probe" ] && [ -n "$l_cap" ] || fail "call sites not found in $src"
+
+rebind() { # unbind + bind runs probe, which has both call sites
+	pci_unbind "$bdf"
+	mark
+	pci_bind "$bdf" nvme_dbbuf
+	wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "probe did not finish"
+}
+probe_msg() { dmesg_since | grep -q "nvme_dbbuf: probing"; }
+cap_msg() { dmesg_since | grep -q "nvme_dbbuf $bdf: CAP 0x"; }
+expect() { # expect <probe 0|1> <cap 0|1> <what>
+	rebind
+	local p=0 c=0
+	probe_msg && p=1
+	cap_msg && c=1
+	[ "$p$c" = "$1$2" ] || { dmesg_since; fail "$3: probing=$p CAP=$c, want $1$2"; }
+	log "ok: $3"
+}
+ctl() { echo "$1" >"$CTRL" || fail "control rejected '$1'"; }
+
+insmod_ours nvme_dbbuf
+# 1. The control file lists our sites correctly.
+lines=$(grep '\[nvme_dbbuf\]' "$CTRL")
+echo "$lines" | sed 's/^/    /'
+echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_probe \[nvme_dbbuf\]probe =_ \"probing \{:\?\}(\\\\n|\\\\012)\"" ||
+	fail "probing site not listed as file:$l_probe [nvme_dbbuf]probe =_ \"probing {:?}\\n\""
+echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_cap \[nvme_dbbuf\]probe =_ \"CAP " || fail "CAP site not listed"
+[ "$(grep -c '\[nvme_dbbuf\]' "$CTRL")" -ge 2 ] || fail "expected at least 2 sites"
+
+# 2. Each selector turns a known message on and off.
+expect 0 0 "all off by default"
+ctl "module nvme_dbbuf +p"; expect 1 1 "module +p"
+ctl "module nvme_dbbuf -p"; expect 0 0 "module -p"
+ctl "file nvme_dbbuf.rs +p"; expect 1 1 "file +p"
+ctl "file nvme_dbbuf.rs -p"; expect 0 0 "file -p"
+ctl "file nvme_dbbuf.rs line $l_cap +p"; expect 0 1 "file line $l_cap +p"
+ctl "file nvme_dbbuf.rs line $l_cap -p"; expect 0 0 "file line -p"
+ctl "func probe +p"; expect 1 1 "func +p"
+ctl "func probe -p"; expect 0 0 "func -p"
+ctl 'format "CAP " +p'; expect 0 1 "format +p"
+ctl 'format "CAP " -p'; expect 0 0 "format -p"
+
+# 3. +mflt decorates the message with module, function, line and thread id.
+ctl "file nvme_dbbuf.rs line $l_cap +pmflt"
+rebind
+dmesg_since | grep -E "\[[0-9]+\] nvme_dbbuf:probe:$l_cap: nvme_dbbuf $bdf: CAP 0x" ||
+	{ dmesg_since | grep CAP; fail "+mflt prefix missing"; }
+ctl "module nvme_dbbuf =_"
+
+# 4. dyndbg= at load time.
+rmmod nvme_dbbuf
+mark
+insmod_ours nvme_dbbuf 'dyndbg=+p'
+wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "no probe after insmod"
+probe_msg && cap_msg || fail "dyndbg=+p at insmod did not enable the sites"
+rmmod nvme_dbbuf
+
+# 5. With everything off, a workload prints no debug line of ours.
+insmod_ours nvme_dbbuf
+mark
+for i in 1 2 3; do pci_unbind "$bdf"; pci_bind "$bdf" nvme_dbbuf; done
+insmod_ours vimc_debayer
+rmmod vimc_debayer
+sleep 1
+dbg=$(dmesg -x | awk '/rfl-test-mark/ {buf = ""; next} {buf = buf $0 "\n"} END {printf "%s", buf}' | grep -E ':debug :.*(nvme_dbbuf|vimc_debayer)' || true)
+[ -z "$dbg" ] || { echo "$dbg"; fail "debug lines printed while every site is off"; }
+rmmod nvme_dbbuf

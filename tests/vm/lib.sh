@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# Helpers for in-guest tests (sourced by tests/vm/guest-run and the tests).
+
+REPO=${RFL_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+NVME_CLASS=0x010802
+
+log() { echo "  [$(date +%T)] $*"; }
+fail() { echo "  FAILED: $*"; exit 1; }
+
+# Kernel log lines since the last mark() (of any test or subshell), or since
+# the test began.
+mark() { echo "rfl-test-mark $*" >/dev/kmsg; }
+dmesg_since() { dmesg | awk '/rfl-test-(mark|begin)/ {buf = ""; next} {buf = buf $0 "\n"} END {printf "%s", buf}'; }
+# A test that provokes a splat on purpose brackets it with these.
+expect_splat_begin() { echo "rfl-test-expect-splat" >/dev/kmsg; }
+expect_splat_end() { echo "rfl-test-expect-splat-end" >/dev/kmsg; }
+# The whole test's kernel log, less the bracketed expected splats.
+dmesg_test() {
+	dmesg | awk '/rfl-test-begin/ {buf = ""; skip = 0; next}
+		/rfl-test-expect-splat-end/ {skip = 0; next}
+		/rfl-test-expect-splat/ {skip = 1; next}
+		!skip {buf = buf $0 "\n"} END {printf "%s", buf}'
+}
+
+# Wait up to $2 seconds (default 10) for a line matching ERE $1 since the mark.
+wait_dmesg() {
+	local re=$1 t=${2:-10} i
+	for ((i = 0; i < t * 10; i++)); do
+		dmesg_since | grep -qE "$re" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Splats that fail any test: oopses, warnings, KASAN, lockdep, kmemleak.
+SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at'
+check_splats() {
+	local s
+	s=$(dmesg_test | grep -E "$SPLAT_RE" || true)
+	[ -z "$s" ] || { echo "$s"; fail "kernel splat in dmesg"; }
+}
+
+# PCI addresses of all NVMe controllers.
+nvme_bdfs() {
+	local d
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/class")" = "$NVME_CLASS" ] && basename "$d"
+	done
+	return 0
+}
+
+# Name of the driver bound to PCI device $1, or empty.
+pci_driver() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || true; }
+
+# Bind PCI device $1 to driver $2 (unbinding it first), via driver_override.
+pci_bind() {
+	local bdf=$1 drv=$2 cur
+	cur=$(pci_driver "$bdf")
+	[ -z "$cur" ] || echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"
+	echo "$drv" >"/sys/bus/pci/devices/$bdf/driver_override"
+	echo "$bdf" >"/sys/bus/pci/drivers/$drv/bind"
+}
+pci_unbind() {
+	local bdf=$1
+	[ -z "$(pci_driver "$bdf")" ] || echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"
+	echo >"/sys/bus/pci/devices/$bdf/driver_override"
+}
+
+# Read a little-endian register of BAR0 of an unbound PCI device: bdf offset width.
+bar0_read() {
+	python3 - "$@" <<'PY'
+import mmap, os, struct, sys
+bdf, off, width = sys.argv[1], int(sys.argv[2], 0), int(sys.argv[3])
+fd = os.open(f"/sys/bus/pci/devices/{bdf}/resource0", os.O_RDONLY | os.O_SYNC)
+m = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+print(struct.unpack_from("<Q" if width == 8 else "<I", m, off)[0])
+PY
+}
+
+# Our modules, freshly built at the repo root.
+insmod_ours() { insmod "$REPO/$1.ko" "${@:2}"; }
+rmmod_if_loaded() { ! grep -q "^$1 " /proc/modules || rmmod "$1"; }
