@@ -18,18 +18,21 @@ use kernel::{
     prelude::*, //
 };
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "nvme_dbbuf/cmd.rs"]
+mod cmd;
 #[path = "nvme_dbbuf/regs.rs"]
 mod regs;
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/spec.rs"]
 mod spec;
 
 // Shared with the host tests; not every item is used by every module.
-#[allow(dead_code)]
-#[path = "common/dyndbg_core.rs"]
-mod dyndbg_core;
 #[path = "common/dyndbg.rs"]
 mod dyndbg;
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/dyndbg_core.rs"]
+mod dyndbg_core;
 include!(env!("RFL_DYNDBG_FUNCS"));
 
 use dyndbg::{ddbg, dev_ddbg};
@@ -69,16 +72,25 @@ impl pci::Driver for NvmeDbbufDriver {
 
         let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
 
-        let cap = bar.read(regs::CAP);
+        // 64-bit registers: the compile-time checked accessors only know the
+        // BAR is 4-byte aligned, so these are alignment-checked at run time.
+        let cap = bar.try_read(regs::CAP)?;
         let vs = bar.read(regs::VS);
         let version = spec::Version::new(vs.mjr().into(), vs.mnr().into(), vs.ter().into());
         let mqes: u16 = cap.mqes().into();
-        dev_ddbg!(pdev, "CAP {:#018x} VS {:#010x}\n", cap.into_raw(), vs.into_raw());
+        dev_ddbg!(
+            pdev,
+            "CAP {:#018x} VS {:#010x}\n",
+            cap.into_raw(),
+            vs.into_raw()
+        );
 
         dev_info!(
             pdev,
-            "NVMe controller version {}, CAP.MQES {} ({} entries), CAP.DSTRD {} ({} bytes), CAP.TO {} ms\n",
-            version,
+            "NVMe controller version {}.{}.{}, CAP.MQES {} ({} entries), CAP.DSTRD {} ({} bytes), CAP.TO {} ms\n",
+            version.major,
+            version.minor,
+            version.tertiary,
             mqes,
             spec::max_queue_entries(mqes),
             u8::from(cap.dstrd()),

@@ -6,17 +6,19 @@
 use kernel::{
     debugfs::{Dir, File},
     device::{Bound, Device},
-    devres, faux,
+    devres,
+    faux,
     prelude::*,
+    sync::aref::ARef,
     uaccess::UserSliceReader, //
 };
 
 // Shared with the host tests; not every item is used by every module.
-#[allow(dead_code)]
-#[path = "common/dyndbg_core.rs"]
-mod dyndbg_core;
 #[path = "common/dyndbg.rs"]
 mod dyndbg;
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/dyndbg_core.rs"]
+mod dyndbg_core;
 include!(env!("RFL_DYNDBG_FUNCS"));
 
 use dyndbg::{ddbg, dev_ddbg};
@@ -53,8 +55,15 @@ impl PinnedDrop for Pipeline {
 fn inject_warn(_: &(), input: &mut UserSliceReader) -> Result {
     ddbg!("inject_warn written\n");
     input.skip(input.len())?;
-    kernel::warn_on!(true); // decode-oops test target
+    raise_test_warning();
     Ok(())
+}
+
+// Out of line, and with a condition the compiler cannot fold, so that the
+// WARN's trap instruction has a line-table row of its own.
+#[inline(never)]
+fn raise_test_warning() {
+    kernel::warn_on!(core::hint::black_box(true)); // decode-oops test target
 }
 
 struct VimcDebayer {
@@ -67,7 +76,8 @@ impl kernel::Module for VimcDebayer {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ddbg!("registering the faux device\n");
         let reg = faux::Registration::new(c"vimc_debayer", None)?;
-        let dev: &Device<Bound> = reg.as_ref();
+        let fdev: &faux::Device<Bound> = reg.as_ref();
+        let dev: &Device<Bound> = fdev.as_ref();
         dev_ddbg!(dev, "allocating the pipeline state\n");
         devres::register(dev, Pipeline::new(dev), GFP_KERNEL)?;
         dev_info!(dev, "pipeline ready\n");

@@ -16,7 +16,7 @@
 //! `tools/dyndbg-funcs`).
 
 use core::{cell::UnsafeCell, ffi::CStr, fmt};
-use kernel::{bindings, device::Device};
+use kernel::{bindings, device::Device, str::CStrExt};
 
 use crate::dyndbg_core::{pack_bits, CLASS_DEFAULT, FLAG_INCL_STACK, FLAG_PRINT};
 
@@ -25,7 +25,7 @@ use crate::dyndbg_core::{pack_bits, CLASS_DEFAULT, FLAG_INCL_STACK, FLAG_PRINT};
 /// The dynamic debug core writes `flags` and the static key at run time, so
 /// the descriptor lives in an `UnsafeCell` (and hence in a writable section).
 #[repr(transparent)]
-pub struct Descriptor(UnsafeCell<bindings::_ddebug>);
+pub(crate) struct Descriptor(UnsafeCell<bindings::_ddebug>);
 
 // SAFETY: the dynamic debug core changes a descriptor only under its own
 // mutex; this side only reads the flags byte, and a stale read merely prints
@@ -34,7 +34,7 @@ unsafe impl Sync for Descriptor {}
 
 impl Descriptor {
     /// Builds a descriptor; all strings must end in a NUL.
-    pub const fn new(
+    pub(crate) const fn new(
         modname: &'static [u8],
         function: &'static CStr,
         filename: &'static str,
@@ -43,7 +43,7 @@ impl Descriptor {
     ) -> Self {
         Self(UnsafeCell::new(bindings::_ddebug {
             modname: modname.as_ptr().cast(),
-            function: function.as_ptr(),
+            function: function.to_bytes_with_nul().as_ptr(),
             filename: filename.as_ptr().cast(),
             format: format.as_ptr().cast(),
             // `_DPRINTK_FLAGS_DEFAULT` is 0 without `DEBUG`; the static key
@@ -58,7 +58,7 @@ impl Descriptor {
     }
 
     /// The call site's current flags byte.
-    pub fn flags(&self) -> u8 {
+    pub(crate) fn flags(&self) -> u8 {
         // SAFETY: `raw()` points to this live static; the dynamic debug core
         // writes the byte under its mutex, a racing read sees the old or the
         // new value.
@@ -66,7 +66,8 @@ impl Descriptor {
     }
 
     /// Whether the site prints, when the kernel has no static keys.
-    pub fn enabled_slow(&self) -> bool {
+    #[cfg_attr(CONFIG_JUMP_LABEL, allow(dead_code))]
+    pub(crate) fn enabled_slow(&self) -> bool {
         self.flags() & FLAG_PRINT != 0
     }
 
@@ -78,14 +79,14 @@ impl Descriptor {
     }
 
     /// Prints `args` as `module: message` through `__dynamic_pr_debug`.
-    pub fn print(&self, args: fmt::Arguments<'_>) {
+    pub(crate) fn print(&self, args: fmt::Arguments<'_>) {
         // SAFETY: the descriptor is a registered `__dyndbg` entry; the format
         // takes a C string (the NUL-terminated `__LOG_PREFIX`) and a
         // `fmt::Arguments` for `%pA`, both alive for the call.
         unsafe {
             bindings::__dynamic_pr_debug(
                 self.raw(),
-                c"%s: %pA".as_ptr(),
+                c"%s: %pA".as_char_ptr(),
                 crate::__LOG_PREFIX.as_ptr(),
                 core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
             )
@@ -95,7 +96,7 @@ impl Descriptor {
 
     /// Prints `args` prefixed with the device's driver and name, through
     /// `__dynamic_dev_dbg`.
-    pub fn dev_print<Ctx: kernel::device::DeviceContext>(
+    pub(crate) fn dev_print<Ctx: kernel::device::DeviceContext>(
         &self,
         dev: &Device<Ctx>,
         args: fmt::Arguments<'_>,
@@ -108,7 +109,7 @@ impl Descriptor {
             bindings::__dynamic_dev_dbg(
                 self.raw(),
                 raw,
-                c"%pA".as_ptr(),
+                c"%pA".as_char_ptr(),
                 core::ptr::from_ref(&args).cast::<core::ffi::c_void>(),
             )
         };
@@ -133,7 +134,12 @@ macro_rules! __ddbg_site {
             line!(),
         );
         #[cfg(CONFIG_JUMP_LABEL)]
-        let on = ::kernel::arch_static_branch! { __DDEBUG, ::kernel::bindings::_ddebug, key, false };
+        // SAFETY: `__DDEBUG` is a `_ddebug` in `__dyndbg` (behind a transparent
+        // cell) whose `key` is a real static key: the module loader registers
+        // the jump entry against it and dynamic debug flips it.
+        let on = unsafe {
+            ::kernel::arch_static_branch! { __DDEBUG, ::kernel::bindings::_ddebug, key, false }
+        };
         #[cfg(not(CONFIG_JUMP_LABEL))]
         let on = __DDEBUG.enabled_slow();
         (on, &__DDEBUG)

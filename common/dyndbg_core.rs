@@ -21,7 +21,11 @@ pub const LINENO_MAX: u32 = (1 << 18) - 1;
 /// in memory order.  C allocates bitfields from the least significant bit on
 /// little-endian targets and from the most significant one on big-endian.
 pub const fn pack_bits(lineno: u32, class_id: u8, flags: u8) -> [u8; 4] {
-    let lineno = if lineno > LINENO_MAX { LINENO_MAX } else { lineno };
+    let lineno = if lineno > LINENO_MAX {
+        LINENO_MAX
+    } else {
+        lineno
+    };
     let class_id = (class_id & 0x3f) as u32;
     if cfg!(target_endian = "big") {
         ((lineno << 14) | (class_id << 8) | flags as u32).to_be_bytes()

@@ -6,3 +6,6 @@ pub mod nvme_spec;
 
 #[path = "../../common/dyndbg_core.rs"]
 pub mod dyndbg_core;
+
+#[path = "../../nvme_dbbuf/cmd.rs"]
+pub mod nvme_cmd;

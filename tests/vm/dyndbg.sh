@@ -5,7 +5,8 @@ bdf=$(nvme_bdfs | head -n1)
 [ -n "$bdf" ] || fail "needs an NVMe controller"
 src=$REPO/nvme_dbbuf.rs
 l_probe=$(grep -n 'ddbg!("probing' "$src" | cut -d: -f1)
-l_cap=$(grep -n 'dev_ddbg!(pdev, "CAP' "$src" | cut -d: -f1)
+# A call site's line is the line of the macro's name (rustfmt may wrap it).
+l_cap=$(awk '/dev_ddbg!\(/ {l = NR} /"CAP \{/ {print l; exit}' "$src")
 [ -n "$l_probe" ] && [ -n "$l_cap" ] || fail "call sites not found in $src"
 
 rebind() { # unbind + bind runs probe, which has both call sites
@@ -70,6 +71,6 @@ for i in 1 2 3; do pci_unbind "$bdf"; pci_bind "$bdf" nvme_dbbuf; done
 insmod_ours vimc_debayer
 rmmod vimc_debayer
 sleep 1
-dbg=$(dmesg -x | awk '/rfl-test-mark/ {buf = ""; next} {buf = buf $0 "\n"} END {printf "%s", buf}' | grep -E ':debug :.*(nvme_dbbuf|vimc_debayer)' || true)
+dbg=$(dmesg -x | awk '/rfl-test-(mark|begin)/ {n = 0; next} {l[n++] = $0} END {for (i = 0; i < n; i++) print l[i]}' | grep -E ':debug :.*(nvme_dbbuf|vimc_debayer)' || true)
 [ -z "$dbg" ] || { echo "$dbg"; fail "debug lines printed while every site is off"; }
 rmmod nvme_dbbuf

@@ -10,16 +10,16 @@ fail() { echo "  FAILED: $*"; exit 1; }
 # Kernel log lines since the last mark() (of any test or subshell), or since
 # the test began.
 mark() { echo "rfl-test-mark $*" >/dev/kmsg; }
-dmesg_since() { dmesg | awk '/rfl-test-(mark|begin)/ {buf = ""; next} {buf = buf $0 "\n"} END {printf "%s", buf}'; }
+dmesg_since() { dmesg | awk '/rfl-test-(mark|begin)/ {n = 0; next} {l[n++] = $0} END {for (i = 0; i < n; i++) print l[i]}'; }
 # A test that provokes a splat on purpose brackets it with these.
 expect_splat_begin() { echo "rfl-test-expect-splat" >/dev/kmsg; }
 expect_splat_end() { echo "rfl-test-expect-splat-end" >/dev/kmsg; }
 # The whole test's kernel log, less the bracketed expected splats.
 dmesg_test() {
-	dmesg | awk '/rfl-test-begin/ {buf = ""; skip = 0; next}
+	dmesg | awk '/rfl-test-begin/ {n = 0; skip = 0; next}
 		/rfl-test-expect-splat-end/ {skip = 0; next}
 		/rfl-test-expect-splat/ {skip = 1; next}
-		!skip {buf = buf $0 "\n"} END {printf "%s", buf}'
+		!skip {l[n++] = $0} END {for (i = 0; i < n; i++) print l[i]}'
 }
 
 # Wait up to $2 seconds (default 10) for a line matching ERE $1 since the mark.

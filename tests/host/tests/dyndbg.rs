@@ -27,7 +27,10 @@ fn bitfield_word_matches_c_layout() {
         for class in [0u8, 1, 17, CLASS_DEFAULT] {
             for flags in [0u8, FLAG_PRINT, 0x7f, 0xff] {
                 let bytes = pack_bits(lineno, class, flags);
-                assert_eq!(u32::from_le_bytes(bytes), reference_bits(lineno, class, flags));
+                assert_eq!(
+                    u32::from_le_bytes(bytes),
+                    reference_bits(lineno, class, flags)
+                );
                 assert_eq!(flags_of(bytes), flags);
             }
         }
@@ -39,7 +42,10 @@ fn bitfield_word_matches_c_layout() {
 
 #[test]
 fn path_matching() {
-    assert!(path_matches("/work/main/nvme_dbbuf/queue.rs", "nvme_dbbuf/queue.rs"));
+    assert!(path_matches(
+        "/work/main/nvme_dbbuf/queue.rs",
+        "nvme_dbbuf/queue.rs"
+    ));
     assert!(path_matches("nvme_dbbuf/queue.rs", "nvme_dbbuf/queue.rs"));
     assert!(path_matches("./nvme_dbbuf.rs", "nvme_dbbuf.rs"));
     assert!(!path_matches("/x/my_nvme_dbbuf.rs", "nvme_dbbuf.rs"));
@@ -84,7 +90,10 @@ fn generate(fixture: &str) -> Vec<(String, u32, u32, String)> {
                 parts[0].trim_matches('"').to_string(),
                 parts[1].parse().unwrap(),
                 parts[2].parse().unwrap(),
-                parts[3].trim_start_matches("c\"").trim_end_matches('"').to_string(),
+                parts[3]
+                    .trim_start_matches("c\"")
+                    .trim_end_matches('"')
+                    .to_string(),
             )
         })
         .collect()

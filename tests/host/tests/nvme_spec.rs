@@ -8,7 +8,10 @@ fn version_splits_vs() {
     // QEMU 7.2's NVMe controller reports VS = 0x00010400.
     assert_eq!(Version::from_raw(0x0001_0400), Version::new(1, 4, 0));
     assert_eq!(Version::from_raw(0x0002_0100), Version::new(2, 1, 0));
-    assert_eq!(Version::from_raw(0xffff_ffff), Version::new(0xffff, 0xff, 0xff));
+    assert_eq!(
+        Version::from_raw(0xffff_ffff),
+        Version::new(0xffff, 0xff, 0xff)
+    );
     assert_eq!(Version::from_raw(0x0001_0203).to_string(), "1.2.3");
 }
 
@@ -46,8 +49,14 @@ fn doorbell_offsets_follow_stride() {
     for dstrd in 0..=15u8 {
         for qid in [0u16, 1, 7, 64, 1023] {
             let stride = 4usize << dstrd;
-            assert_eq!(sq_tail_doorbell(qid, dstrd), 0x1000 + 2 * qid as usize * stride);
-            assert_eq!(cq_head_doorbell(qid, dstrd), 0x1000 + (2 * qid as usize + 1) * stride);
+            assert_eq!(
+                sq_tail_doorbell(qid, dstrd),
+                0x1000 + 2 * qid as usize * stride
+            );
+            assert_eq!(
+                cq_head_doorbell(qid, dstrd),
+                0x1000 + (2 * qid as usize + 1) * stride
+            );
         }
     }
     // Only the low 4 bits are the field.
