@@ -121,8 +121,12 @@ impl Descriptor {
 #[doc(hidden)]
 macro_rules! __ddbg_site {
     ($fmt:literal) => {{
+        // `used(compiler)`, not `used`: plain `#[used]` marks the section
+        // SHF_GNU_RETAIN, the same bit as the module loader's
+        // SHF_RO_AFTER_INIT, and dynamic debug could then not write the
+        // flags and static key (seen as an oops in tests/vm/dyndbg.sh).
         #[link_section = "__dyndbg"]
-        #[used]
+        #[used(compiler)]
         static __DDEBUG: $crate::dyndbg::Descriptor = $crate::dyndbg::Descriptor::new(
             $crate::__LOG_PREFIX,
             match $crate::dyndbg_core::func_name($crate::DYNDBG_FUNCS, file!(), line!()) {
