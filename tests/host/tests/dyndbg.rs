@@ -101,9 +101,9 @@ fn generate(fixture: &str) -> Vec<(String, u32, u32, String)> {
 
 #[test]
 fn generator_pairs_functions_with_bodies() {
-    let mut got = generate("fixtures/funcs_sample.rs");
+    let mut got = generate("fixtures/funcs_sample.rs.in");
     got.sort_by_key(|r| r.1);
-    let f = "fixtures/funcs_sample.rs".to_string();
+    let f = "fixtures/funcs_sample.rs.in".to_string();
     let want = vec![
         (f.clone(), 2, 9, "top".to_string()),
         (f.clone(), 13, 15, "with_default".to_string()),
