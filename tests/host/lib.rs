@@ -9,3 +9,9 @@ pub mod dyndbg_core;
 
 #[path = "../../nvme_dbbuf/cmd.rs"]
 pub mod nvme_cmd;
+
+#[path = "../../nvme_dbbuf/prp.rs"]
+pub mod nvme_prp;
+
+#[path = "../../nvme_dbbuf/identify.rs"]
+pub mod nvme_identify;

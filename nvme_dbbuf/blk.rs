@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! blk-mq glue: the tag set (one hardware context per I/O queue), one disk
+//! per namespace, and the request path (command building, DMA mapping, PRPs,
+//! completion).
+//!
+//! The 7.3 `block::mq` abstraction has no per-request driver data, hardware
+//! context index, queue mapping, timeout or request sector/length/data
+//! accessors, so this file uses the C API directly, each call with its
+//! `// SAFETY:` argument.  Nothing here is used before the controller and its
+//! queues exist, and everything here is torn down before they go.
+
+use core::ffi::c_void;
+
+use kernel::{bindings, prelude::*, static_lock_class};
+
+use crate::cmd::{self, Cqe, Sqe};
+use crate::irq::Completer;
+use crate::prp;
+use crate::queue::Queue;
+
+/// Most DMA segments per request.
+pub(crate) const MAX_SEGS: usize = 128;
+/// Controller page size this driver programs (CC.MPS = 0).
+pub(crate) const PAGE: u64 = 4096;
+/// PRP list entries: one page, never chained.
+const PRP_ENTRIES: usize = (PAGE / 8) as usize;
+/// Largest request: what one PRP list page describes at any alignment,
+/// capped lower to bound the per-request scatterlist.
+pub(crate) const MAX_TRANSFER: u64 = {
+    let m = prp::max_transfer(PAGE, PRP_ENTRIES as u64);
+    if m > 512 * 1024 {
+        512 * 1024
+    } else {
+        m
+    }
+};
+
+/// `BLK_FEAT_WRITE_CACHE` (a macro with a cast, not in the bindings).
+const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
+const BLK_STS_OK: bindings::blk_status_t = 0;
+const BLK_STS_NOTSUPP: bindings::blk_status_t = 1;
+const BLK_STS_IOERR: bindings::blk_status_t = 10;
+const BLK_STS_RESOURCE: bindings::blk_status_t = 9;
+
+/// The raw `struct device` behind a bound device reference.
+pub(crate) fn dev_raw(
+    dev: &kernel::device::Device<kernel::device::Bound>,
+) -> *mut bindings::device {
+    // `device::Device` is `repr(transparent)` over `Opaque<bindings::device>`.
+    core::ptr::from_ref(dev).cast_mut().cast()
+}
+
+/// Per-request driver data (blk-mq PDU), set up in `init_request`.
+#[repr(C)]
+struct Iod {
+    sg: [bindings::scatterlist; MAX_SEGS],
+    /// Entries handed to dma_map_sg (needed again to unmap), 0 if unmapped.
+    nents: i32,
+    write: bool,
+    /// Generation in the command id's top 4 bits: a completion for an
+    /// earlier use of the same tag is recognised as stale.
+    generation: u8,
+    status: u16,
+    prp_list: *mut u64,
+    prp_dma: bindings::dma_addr_t,
+}
+
+/// What the tag set's callbacks share: `set->driver_data`.
+pub(crate) struct BlkShared {
+    pub(crate) dev: *mut bindings::device,
+    pub(crate) queues: KVec<Pin<KBox<Queue>>>,
+}
+
+// SAFETY: `dev` is a device reference held for the lifetime of the driver
+// data; the queues are `Sync`.
+unsafe impl Send for BlkShared {}
+// SAFETY: as above.
+unsafe impl Sync for BlkShared {}
+
+/// Per-namespace data: `request_queue->queuedata`.
+pub(crate) struct Ns {
+    pub(crate) dev: *mut bindings::device,
+    pub(crate) nsid: u32,
+    /// log2 of the logical block size.
+    pub(crate) lba_shift: u8,
+}
+
+/// A blk-mq tag set, freed on drop.
+///
+/// # Invariants
+///
+/// `set` came from `KBox::into_raw` and `blk_mq_alloc_tag_set` succeeded on it.
+pub(crate) struct TagSet {
+    set: *mut bindings::blk_mq_tag_set,
+}
+
+// SAFETY: the tag set is only used through the C API, which locks internally.
+unsafe impl Send for TagSet {}
+// SAFETY: as above.
+unsafe impl Sync for TagSet {}
+
+impl TagSet {
+    /// A tag set with one hardware context per queue of `shared`, each
+    /// `depth` deep.
+    ///
+    /// # Safety
+    ///
+    /// `shared` must outlive the returned tag set and every disk on it.
+    pub(crate) unsafe fn new(shared: &BlkShared, depth: u32) -> Result<Self> {
+        // SAFETY: all-zero is the documented starting state of a tag set.
+        let mut set: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
+        set.ops = &OPS;
+        set.nr_hw_queues = u32::try_from(shared.queues.len())?;
+        set.queue_depth = depth;
+        set.cmd_size = u32::try_from(core::mem::size_of::<Iod>())?;
+        set.numa_node = bindings::NUMA_NO_NODE;
+        set.nr_maps = 1;
+        set.timeout = 0; // blk-mq's default, 30 s
+        set.driver_data = core::ptr::from_ref(shared).cast_mut().cast();
+        let set = KBox::into_raw(KBox::new(set, GFP_KERNEL)?);
+        // SAFETY: `set` is a valid, initialised tag set description.
+        let ret = unsafe { bindings::blk_mq_alloc_tag_set(set) };
+        if ret != 0 {
+            // SAFETY: from `into_raw` above, not shared with C on failure.
+            drop(unsafe { KBox::from_raw(set) });
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self { set })
+    }
+}
+
+impl Drop for TagSet {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` (invariant); every disk using it was
+        // deleted and put before (field order of the driver data).
+        unsafe { bindings::blk_mq_free_tag_set(self.set) };
+        // SAFETY: from `KBox::into_raw` in `new`; C no longer uses it.
+        drop(unsafe { KBox::from_raw(self.set) });
+    }
+}
+
+/// Queue limits for a namespace: what PRPs from one list page can describe.
+pub(crate) struct Limits {
+    pub(crate) block_size: u32,
+    pub(crate) max_transfer: u64,
+    pub(crate) write_cache: bool,
+}
+
+/// A namespace's disk, deleted on drop.
+///
+/// # Invariants
+///
+/// `disk` was added with `device_add_disk`; `ns` came from `KBox::into_raw`
+/// and is the disk's queuedata.
+pub(crate) struct Disk {
+    disk: *mut bindings::gendisk,
+    ns: *mut Ns,
+}
+
+// SAFETY: a handle to a C object with its own locking.
+unsafe impl Send for Disk {}
+// SAFETY: as above.
+unsafe impl Sync for Disk {}
+
+const FOPS: bindings::block_device_operations = bindings::block_device_operations {
+    owner: core::ptr::null_mut(),
+    // SAFETY: all-zero (no callbacks) is a valid operations table.
+    ..unsafe { core::mem::zeroed() }
+};
+
+impl Disk {
+    /// Allocates and adds the disk `name` for `ns`, `sectors` long.
+    pub(crate) fn new(
+        set: &TagSet,
+        parent: *mut bindings::device,
+        ns: Ns,
+        lim: &Limits,
+        name: &[u8],
+        sectors: u64,
+    ) -> Result<Self> {
+        // SAFETY: all-zero limits mean "block layer defaults".
+        let mut l: bindings::queue_limits = unsafe { core::mem::zeroed() };
+        l.logical_block_size = lim.block_size;
+        l.physical_block_size = lim.block_size;
+        l.io_min = lim.block_size;
+        l.max_hw_sectors = u32::try_from(lim.max_transfer >> 9)?;
+        l.max_segments = MAX_SEGS as u16;
+        // Every segment but the first starts, and all but the last end, on a
+        // controller page: the precondition of PRPs.
+        l.virt_boundary_mask = (PAGE - 1) as usize;
+        // PRP entries must be dword aligned.
+        l.dma_alignment = 3;
+        if lim.write_cache {
+            l.features |= BLK_FEAT_WRITE_CACHE;
+        }
+        let ns = KBox::into_raw(KBox::new(ns, GFP_KERNEL)?);
+        // SAFETY: `set.set` is an allocated tag set; `l` is valid for the
+        // call; `ns` stays valid until `drop` (after del_gendisk).
+        let disk = unsafe {
+            bindings::__blk_mq_alloc_disk(set.set, &mut l, ns.cast(), static_lock_class!().as_ptr())
+        };
+        if let Err(e) = kernel::error::from_err_ptr(disk) {
+            // SAFETY: from `into_raw` above, unused on failure.
+            drop(unsafe { KBox::from_raw(ns) });
+            return Err(e);
+        }
+        // SAFETY: `disk` is a freshly allocated gendisk nobody else sees yet.
+        unsafe {
+            (*disk).fops = &FOPS;
+            let dst = &mut (*disk).disk_name;
+            let n = name.len().min(dst.len() - 1);
+            for (d, s) in dst.iter_mut().zip(name.iter().take(n)) {
+                *d = *s;
+            }
+            bindings::set_capacity(disk, sectors);
+        }
+        // SAFETY: `parent` is the bound PCI device; `disk` is set up.
+        let ret = unsafe { bindings::device_add_disk(parent, disk, core::ptr::null_mut()) };
+        if ret != 0 {
+            // SAFETY: allocated above, never added.
+            unsafe { bindings::put_disk(disk) };
+            // SAFETY: from `into_raw` above; the queue that referenced it is gone.
+            drop(unsafe { KBox::from_raw(ns) });
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self { disk, ns })
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        // SAFETY: added in `new` (invariant).  del_gendisk waits for
+        // outstanding I/O, which still completes: interrupts are freed later.
+        unsafe {
+            bindings::del_gendisk(self.disk);
+            bindings::put_disk(self.disk);
+        }
+        // SAFETY: from `KBox::into_raw` in `new`; the queue is gone.
+        drop(unsafe { KBox::from_raw(self.ns) });
+    }
+}
+
+/// # Safety
+///
+/// `rq` is a request of a tag set built by [`TagSet::new`].
+unsafe fn iod<'a>(rq: *mut bindings::request) -> &'a mut Iod {
+    // SAFETY: the PDU of our requests is an `Iod` (cmd_size), initialised in
+    // `init_request`; blk-mq gives each request to one path at a time.
+    unsafe { &mut *bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>() }
+}
+
+fn dma_dir(write: bool) -> bindings::dma_data_direction {
+    if write {
+        bindings::dma_data_direction::DMA_TO_DEVICE
+    } else {
+        bindings::dma_data_direction::DMA_FROM_DEVICE
+    }
+}
+
+/// Maps `rq`'s data and builds its read/write command.
+///
+/// # Safety
+///
+/// `rq` is a started-to-be request of our tag set on namespace `ns`.
+unsafe fn build_rw(
+    ns: &Ns,
+    rq: *mut bindings::request,
+    write: bool,
+) -> Result<Sqe, bindings::blk_status_t> {
+    // SAFETY: caller guarantee.
+    let (iod, sector, bytes) = unsafe { (iod(rq), (*rq).__sector, (*rq).__data_len) };
+    let blocks = bytes >> ns.lba_shift;
+    if blocks == 0 || blocks > u32::from(u16::MAX) || u64::from(bytes) > MAX_TRANSFER {
+        return Err(BLK_STS_IOERR);
+    }
+    let sg = iod.sg.as_mut_ptr();
+    let mut last: *mut bindings::scatterlist = core::ptr::null_mut();
+    // SAFETY: `sg` has MAX_SEGS entries, the queue's max_segments.
+    let n = unsafe {
+        bindings::sg_init_table(sg, MAX_SEGS as u32);
+        bindings::__blk_rq_map_sg(rq, sg, &mut last)
+    };
+    if n <= 0 {
+        return Err(BLK_STS_IOERR);
+    }
+    // SAFETY: `n` initialised entries; `ns.dev` is our DMA device.
+    let mapped = unsafe { bindings::dma_map_sg_attrs(ns.dev, sg, n, dma_dir(write), 0) };
+    if mapped == 0 {
+        return Err(BLK_STS_RESOURCE);
+    }
+    iod.nents = n;
+    iod.write = write;
+    let count = mapped as usize;
+    let segs = iod
+        .sg
+        .iter()
+        .take(count)
+        .map(|s| (s.dma_address, s.dma_length));
+    // SAFETY: `prp_list` is a page of coherent memory owned by this request.
+    let list = unsafe { core::slice::from_raw_parts_mut(iod.prp_list, PRP_ENTRIES) };
+    match prp::build(segs, PAGE, list, iod.prp_dma) {
+        Ok(p) => Ok(cmd::rw(
+            write,
+            ns.nsid,
+            sector >> (ns.lba_shift - 9),
+            blocks as u16,
+            false,
+        )
+        .with_prps(p.prp1, p.prp2)),
+        Err(e) => {
+            pr_err!("nvme_dbbuf: cannot describe request with PRPs: {:?}\n", e);
+            // SAFETY: mapped just above with these arguments.
+            unsafe { unmap(ns, iod) };
+            Err(BLK_STS_IOERR)
+        }
+    }
+}
+
+/// # Safety
+///
+/// `iod` was mapped by `build_rw` for `ns`'s device.
+unsafe fn unmap(ns: &Ns, iod: &mut Iod) {
+    if iod.nents > 0 {
+        // SAFETY: caller guarantee.
+        unsafe {
+            bindings::dma_unmap_sg_attrs(
+                ns.dev,
+                iod.sg.as_mut_ptr(),
+                iod.nents,
+                dma_dir(iod.write),
+                0,
+            )
+        };
+        iod.nents = 0;
+    }
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn queue_rq(
+    hctx: *mut bindings::blk_mq_hw_ctx,
+    bd: *const bindings::blk_mq_queue_data,
+) -> bindings::blk_status_t {
+    // SAFETY: blk-mq passes a live hctx (driver_data set in init_hctx to a
+    // queue that outlives the tag set) and request of our tag set whose
+    // request_queue's queuedata is the namespace's `Ns`.
+    let (queue, ns, rq, last) = unsafe {
+        (
+            &*(*hctx).driver_data.cast::<Queue>(),
+            &*(*(*hctx).queue).queuedata.cast::<Ns>(),
+            (*bd).rq,
+            (*bd).last,
+        )
+    };
+    // SAFETY: as above.
+    let (op, tag) = unsafe {
+        (
+            (*rq).cmd_flags & ((1 << bindings::REQ_OP_BITS) - 1),
+            (*rq).tag,
+        )
+    };
+    let sqe = match op {
+        // SAFETY: `rq` is a request of our tag set on `ns`.
+        bindings::req_op_REQ_OP_READ => unsafe { build_rw(ns, rq, false) },
+        // SAFETY: as above.
+        bindings::req_op_REQ_OP_WRITE => unsafe { build_rw(ns, rq, true) },
+        bindings::req_op_REQ_OP_FLUSH => Ok(cmd::flush(ns.nsid)),
+        _ => Err(BLK_STS_NOTSUPP),
+    };
+    let sqe = match sqe {
+        Ok(s) => s,
+        Err(sts) => {
+            // Entries queued earlier in this batch still need their doorbell.
+            if last {
+                queue.commit();
+            }
+            return sts;
+        }
+    };
+    // SAFETY: `rq` is ours.
+    let iod = unsafe { iod(rq) };
+    iod.generation = (iod.generation + 1) & 0xf;
+    iod.status = 0;
+    let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
+    // SAFETY: `rq` is a valid request about to be issued.
+    unsafe { bindings::blk_mq_start_request(rq) };
+    queue.submit(&sqe.with_cid(cid), last);
+    BLK_STS_OK
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
+    // SAFETY: see `queue_rq`.
+    let queue = unsafe { &*(*hctx).driver_data.cast::<Queue>() };
+    queue.commit();
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn complete(rq: *mut bindings::request) {
+    // SAFETY: `rq` is one of ours, completed by `IoCompleter`.
+    let (ns, iod) = unsafe { (&*(*(*rq).q).queuedata.cast::<Ns>(), iod(rq)) };
+    // SAFETY: mapped (or not: `nents == 0`) by `build_rw`.
+    unsafe { unmap(ns, iod) };
+    let status = cmd::Status(iod.status);
+    let sts = if status.is_success() {
+        BLK_STS_OK
+    } else if status.is_invalid_opcode() {
+        BLK_STS_NOTSUPP
+    } else {
+        BLK_STS_IOERR
+    };
+    // SAFETY: `rq` is in flight and completed exactly once.
+    unsafe { bindings::blk_mq_end_request(rq, sts) };
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn init_hctx(
+    hctx: *mut bindings::blk_mq_hw_ctx,
+    data: *mut c_void,
+    index: u32,
+) -> i32 {
+    // SAFETY: `data` is `set->driver_data`, a live `BlkShared`.
+    let shared = unsafe { &*data.cast::<BlkShared>() };
+    let Some(queue) = shared.queues.get(index as usize) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `hctx` is being initialised by blk-mq for us.
+    unsafe {
+        (*hctx).driver_data = core::ptr::from_ref::<Queue>(queue).cast_mut().cast();
+        queue
+            .tags
+            .store((*hctx).tags, core::sync::atomic::Ordering::Release);
+    }
+    0
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn init_request(
+    set: *mut bindings::blk_mq_tag_set,
+    rq: *mut bindings::request,
+    _hctx: u32,
+    _node: i32,
+) -> i32 {
+    // SAFETY: `set` is ours: its driver_data is a live `BlkShared`.
+    let shared = unsafe { &*(*set).driver_data.cast::<BlkShared>() };
+    let mut dma: bindings::dma_addr_t = 0;
+    // SAFETY: `shared.dev` is the bound PCI device.
+    let list = unsafe {
+        bindings::dma_alloc_attrs(shared.dev, PAGE as usize, &mut dma, bindings::GFP_KERNEL, 0)
+    };
+    if list.is_null() {
+        return ENOMEM.to_errno();
+    }
+    let pdu = bindings::blk_mq_rq_to_pdu;
+    // SAFETY: the PDU is `cmd_size` bytes reserved for us; writing a whole
+    // `Iod` initialises it (the scatterlist is set up per request).
+    unsafe {
+        pdu(rq).cast::<Iod>().write(Iod {
+            sg: core::mem::zeroed(),
+            nents: 0,
+            write: false,
+            generation: 0,
+            status: 0,
+            prp_list: list.cast(),
+            prp_dma: dma,
+        })
+    };
+    0
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn exit_request(
+    set: *mut bindings::blk_mq_tag_set,
+    rq: *mut bindings::request,
+    _hctx: u32,
+) {
+    // SAFETY: as in `init_request`, which initialised the PDU.
+    unsafe {
+        let shared = &*(*set).driver_data.cast::<BlkShared>();
+        let iod = iod(rq);
+        bindings::dma_free_attrs(
+            shared.dev,
+            PAGE as usize,
+            iod.prp_list.cast(),
+            iod.prp_dma,
+            0,
+        );
+    }
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
+    // SAFETY: `set` is ours; map 0 is the default map.  Falls back to a
+    // plain spread when the vectors carry no affinity (MSI/INTx).
+    unsafe {
+        let shared = &*(*set).driver_data.cast::<BlkShared>();
+        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], shared.dev, 0);
+    }
+}
+
+/// # Safety
+///
+/// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
+unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
+    // SAFETY: `rq` is ours.
+    let tag = unsafe { (*rq).tag };
+    // Abort and controller reset come with the error-handling work; until
+    // then keep waiting, loudly, rather than completing a request the
+    // controller may still DMA into.
+    pr_warn!("nvme_dbbuf: I/O tag {} timed out, waiting on\n", tag);
+    bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
+}
+
+const OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
+    queue_rq: Some(queue_rq),
+    commit_rqs: Some(commit_rqs),
+    complete: Some(complete),
+    init_hctx: Some(init_hctx),
+    init_request: Some(init_request),
+    exit_request: Some(exit_request),
+    map_queues: Some(map_queues),
+    timeout: Some(timeout),
+    // SAFETY: all-zero (no callback) is valid for the remaining members.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// Completes I/O commands from the queue's interrupt.
+pub(crate) struct IoCompleter;
+
+impl Completer for IoCompleter {
+    fn complete(queue: &Queue, cqe: &Cqe) {
+        let cid = cqe.cid();
+        let tag = cid & 0xfff;
+        let generation = (cid >> 12) as u8;
+        let Some(rq) = queue.tag_to_rq(tag) else {
+            pr_err!(
+                "nvme_dbbuf: queue {}: completion for invalid command id {:#x}\n",
+                queue.qid,
+                cid
+            );
+            return;
+        };
+        // SAFETY: `rq` is a request of our tag set (from its tags).
+        let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
+        if iod.generation != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+            pr_err!(
+                "nvme_dbbuf: queue {}: stale completion for command id {:#x}\n",
+                queue.qid,
+                cid
+            );
+            return;
+        }
+        iod.status = cqe.status().0;
+        // SAFETY: `rq` is in flight and this is its one completion.
+        unsafe { bindings::blk_mq_complete_request(rq) };
+    }
+}

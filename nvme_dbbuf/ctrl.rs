@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Controller bring-up and tear-down (NVMe Base Specification 2.0, sections
+//! 3.5.1 and 3.6) and synchronous admin commands.
+//!
+//! The admin queue is polled: admin commands are rare (probe, remove,
+//! passthrough) and polling keeps vector 0 free for the first I/O queue.
+
+use kernel::{
+    device::Bound,
+    io::Io,
+    new_mutex, pci,
+    prelude::*,
+    sync::Mutex,
+    time::{delay::fsleep, Delta, Instant, Monotonic},
+};
+
+use crate::cmd::{Sqe, Status};
+use crate::queue::{Doorbells, Queue};
+use crate::{regs, spec};
+
+/// BAR0: the register block; doorbells are reached with run-time checked
+/// offsets (their stride is CAP.DSTRD).
+pub(crate) type Bar0<'bound> = pci::Bar<'bound, { regs::END }>;
+
+/// Admin queue entries (both rings).
+const ADMIN_DEPTH: u16 = 32;
+/// How long an admin command may take before we give up on the controller.
+const ADMIN_TIMEOUT_MS: i64 = 60_000;
+/// Shutdown (CC.SHN) completion wait.
+const SHUTDOWN_TIMEOUT_MS: i64 = 5_000;
+
+/// The controller: registers, capabilities and the admin queue.
+pub(crate) struct Ctrl<'bound> {
+    pub(crate) pdev: &'bound pci::Device<Bound>,
+    pub(crate) bar: Bar0<'bound>,
+    /// CAP.DSTRD.
+    pub(crate) dstrd: u8,
+    /// CAP.MQES + 1.
+    pub(crate) max_entries: u32,
+    /// CSTS.RDY transition timeout, from CAP.TO.
+    ready_ms: u32,
+    pub(crate) admin: Pin<KBox<Queue>>,
+    /// Serialises admin commands; holds the next command id.
+    admin_lock: Pin<KBox<Mutex<u16>>>,
+}
+
+/// A finished admin command.
+pub(crate) struct AdminResult {
+    pub(crate) status: Status,
+    pub(crate) dw0: u32,
+}
+
+impl<'bound> Ctrl<'bound> {
+    /// Reads CAP, checks what this driver needs, and allocates the admin queue.
+    pub(crate) fn new(pdev: &'bound pci::Device<Bound>, bar: Bar0<'bound>) -> Result<Self> {
+        // 64-bit register: alignment is only known at run time.
+        let cap = bar.try_read(regs::CAP)?;
+        let mpsmin: u8 = cap.mpsmin().into();
+        if spec::page_size(mpsmin) > 4096 {
+            dev_err!(
+                pdev,
+                "CAP.MPSMIN {} needs pages larger than 4 KiB\n",
+                mpsmin
+            );
+            return Err(ENODEV);
+        }
+        if !spec::supports_nvm_command_set(cap.css().into()) {
+            dev_err!(pdev, "controller lacks the NVM command set\n");
+            return Err(ENODEV);
+        }
+        let dstrd: u8 = cap.dstrd().into();
+        let max_entries = spec::max_queue_entries(cap.mqes().into());
+        let depth = ADMIN_DEPTH.min(u16::try_from(max_entries).unwrap_or(u16::MAX));
+        let db = Doorbells::new(&bar, 0, dstrd)?;
+        let admin = KBox::pin_init(Queue::new(pdev.as_ref(), 0, depth, db)?, GFP_KERNEL)?;
+        Ok(Self {
+            pdev,
+            bar,
+            dstrd,
+            max_entries,
+            ready_ms: spec::ready_timeout_ms(cap.to().into()),
+            admin,
+            admin_lock: KBox::pin_init(new_mutex!(0u16, "nvme_dbbuf:admin"), GFP_KERNEL)?,
+        })
+    }
+
+    /// Waits, bounded by CAP.TO, for CSTS.RDY to read `ready`.
+    fn wait_ready(&self, ready: bool) -> Result {
+        let start = Instant::<Monotonic>::now();
+        loop {
+            let csts = self.bar.read(regs::CSTS);
+            if bool::from(csts.rdy()) == ready {
+                return Ok(());
+            }
+            if ready && bool::from(csts.cfs()) {
+                dev_err!(self.pdev, "controller fatal status while enabling\n");
+                return Err(EIO);
+            }
+            if csts.into_raw() == u32::MAX {
+                // All ones: the device is gone (surprise removal).
+                return Err(ENODEV);
+            }
+            if start.elapsed().as_millis() > i64::from(self.ready_ms) {
+                dev_err!(
+                    self.pdev,
+                    "CSTS.RDY did not become {} within {} ms\n",
+                    ready,
+                    self.ready_ms
+                );
+                return Err(ETIMEDOUT);
+            }
+            fsleep(Delta::from_millis(1));
+        }
+    }
+
+    /// Clears CC.EN and waits for the controller to stop.
+    pub(crate) fn disable(&self) -> Result {
+        let cc = self.bar.read(regs::CC);
+        if bool::from(cc.en()) {
+            self.bar.write_reg(cc.with_const_en::<0>());
+        }
+        self.wait_ready(false)
+    }
+
+    /// Programs the admin queue and CC, and waits for CSTS.RDY.
+    pub(crate) fn enable(&self) -> Result {
+        self.admin.reset();
+        let entries = u32::from(self.admin.depth) - 1;
+        self.bar.write_reg(
+            regs::AQA::zeroed()
+                .try_with_asqs(entries)?
+                .try_with_acqs(entries)?,
+        );
+        self.bar
+            .try_write_reg(regs::ASQ::zeroed().with_base(self.admin.sq_dma()))?;
+        self.bar
+            .try_write_reg(regs::ACQ::zeroed().with_base(self.admin.cq_dma()))?;
+        // 4 KiB pages (MPS 0), NVM command set, round robin, 64-byte SQEs and
+        // 16-byte CQEs.
+        self.bar.write_reg(
+            regs::CC::zeroed()
+                .with_const_iosqes::<6>()
+                .with_const_iocqes::<4>()
+                .with_const_en::<1>(),
+        );
+        self.wait_ready(true)
+    }
+
+    /// Normal shutdown (CC.SHN = 01b) before the device goes away: the
+    /// controller flushes its cache and stops touching host memory.
+    pub(crate) fn shutdown(&self) {
+        let cc = self.bar.read(regs::CC);
+        if !bool::from(cc.en()) {
+            return;
+        }
+        self.bar.write_reg(cc.with_const_shn::<1>());
+        let start = Instant::<Monotonic>::now();
+        loop {
+            let csts = self.bar.read(regs::CSTS);
+            if csts.into_raw() == u32::MAX {
+                return;
+            }
+            // SHST 10b: shutdown processing complete.
+            if u8::from(csts.shst()) == 2 {
+                return;
+            }
+            if start.elapsed().as_millis() > SHUTDOWN_TIMEOUT_MS {
+                dev_warn!(self.pdev, "shutdown did not complete, disabling instead\n");
+                let _ = self.disable();
+                return;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+    }
+
+    /// Runs one admin command to completion (polled, bounded).
+    pub(crate) fn admin_cmd(&self, sqe: Sqe) -> Result<AdminResult> {
+        let mut cid = self.admin_lock.lock();
+        let my = *cid;
+        *cid = cid.wrapping_add(1);
+        self.admin.submit(&sqe.with_cid(my), true);
+        let start = Instant::<Monotonic>::now();
+        let mut done: Option<AdminResult> = None;
+        let mut stray = 0u32;
+        loop {
+            self.admin.reap(|cqe| {
+                if cqe.cid() == my {
+                    done = Some(AdminResult {
+                        status: cqe.status(),
+                        dw0: cqe.result(),
+                    });
+                } else {
+                    stray += 1;
+                }
+            });
+            if stray > 0 {
+                dev_warn!(
+                    self.pdev,
+                    "{} admin completion(s) with an unknown command id\n",
+                    stray
+                );
+                stray = 0;
+            }
+            if let Some(r) = done {
+                return Ok(r);
+            }
+            if start.elapsed().as_millis() > ADMIN_TIMEOUT_MS {
+                dev_err!(self.pdev, "admin command {:#04x} timed out\n", sqe.opcode());
+                return Err(ETIMEDOUT);
+            }
+            if bool::from(self.bar.read(regs::CSTS).cfs()) {
+                dev_err!(self.pdev, "controller fatal status during admin command\n");
+                return Err(EIO);
+            }
+            fsleep(Delta::from_micros(50));
+        }
+    }
+
+    /// Like [`Self::admin_cmd`], with a non-success status turned into `EIO`.
+    pub(crate) fn admin_ok(&self, sqe: Sqe) -> Result<u32> {
+        let op = sqe.opcode();
+        let r = self.admin_cmd(sqe)?;
+        if r.status.is_success() {
+            Ok(r.dw0)
+        } else {
+            dev_err!(
+                self.pdev,
+                "admin command {:#04x} failed: status {:#06x}\n",
+                op,
+                r.status.0
+            );
+            Err(EIO)
+        }
+    }
+
+    /// Doorbells of I/O queue `qid`.
+    pub(crate) fn doorbells(&self, qid: u16) -> Result<Doorbells> {
+        Doorbells::new(&self.bar, qid, self.dstrd)
+    }
+}

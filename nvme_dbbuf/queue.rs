@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One NVMe submission/completion queue pair: the rings in coherent DMA
+//! memory, the tail/head/phase state, and the two doorbells.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::{
+    bindings,
+    device::{Bound, Device},
+    dma::{Coherent, DmaAddress},
+    io::{Io, IoBackend, IoBase, Mmio, MmioBackend, MmioRaw, Region},
+    new_spinlock, new_spinlock_irq,
+    prelude::*,
+    sync::{
+        barrier::{dma_mb, Read},
+        SpinLock, SpinLockIrq,
+    },
+    transmute::{AsBytes, FromBytes},
+};
+
+use crate::cmd::{Cqe, Sqe};
+use crate::spec;
+
+// SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
+// every bit pattern is valid.
+unsafe impl FromBytes for Sqe {}
+// SAFETY: as above.
+unsafe impl AsBytes for Sqe {}
+// SAFETY: `Cqe` is `repr(C)` plain integers with no padding (asserted 16 bytes);
+// every bit pattern is valid.
+unsafe impl FromBytes for Cqe {}
+// SAFETY: as above.
+unsafe impl AsBytes for Cqe {}
+
+/// A queue's two doorbell registers in BAR0.
+///
+/// # Invariants
+///
+/// `raw` describes the controller's BAR0 mapping, which outlives every
+/// [`Queue`]: queues are dropped, and every interrupt and blk-mq callback that
+/// uses them is unregistered, before the BAR is unmapped (field order of the
+/// driver data), and `sq`/`cq` are 4-byte aligned offsets inside it.
+#[derive(Clone, Copy)]
+pub(crate) struct Doorbells {
+    raw: MmioRaw<Region>,
+    sq: usize,
+    cq: usize,
+}
+
+impl Doorbells {
+    /// Doorbells of queue `qid` in `bar`, whose doorbell stride is `dstrd`.
+    pub(crate) fn new(bar: &crate::ctrl::Bar0<'_>, qid: u16, dstrd: u8) -> Result<Self> {
+        let size = bar.size();
+        let sq = spec::sq_tail_doorbell(qid, dstrd);
+        let cq = spec::cq_head_doorbell(qid, dstrd);
+        if cq + 4 > size {
+            return Err(ENODEV);
+        }
+        let ptr = MmioBackend::as_ptr(bar.as_view());
+        let raw = MmioRaw::new_region(ptr.cast::<u8>().addr(), size)?;
+        Ok(Self { raw, sq, cq })
+    }
+
+    fn mmio(&self) -> Mmio<'_, Region> {
+        // SAFETY: by the type invariant the BAR mapping outlives `self`.
+        unsafe { Mmio::from_raw(self.raw) }
+    }
+
+    /// Rings the submission queue tail doorbell.
+    pub(crate) fn ring_sq(&self, tail: u16) {
+        // Cannot fail: the offset was checked against the BAR size in `new`.
+        let _ = self.mmio().try_write32(tail.into(), self.sq);
+    }
+
+    /// Rings the completion queue head doorbell.
+    pub(crate) fn ring_cq(&self, head: u16) {
+        let _ = self.mmio().try_write32(head.into(), self.cq);
+    }
+}
+
+/// Submission side state, under the SQ lock.
+pub(crate) struct SqState {
+    tail: u16,
+    /// Tail value last written to the doorbell: batching rings once per batch.
+    rung: u16,
+}
+
+/// Completion side state, under the CQ lock.
+pub(crate) struct CqState {
+    head: u16,
+    phase: bool,
+}
+
+/// What the completion loop found.
+pub(crate) struct Reaped {
+    /// Completions consumed.
+    pub(crate) count: u32,
+}
+
+/// A submission/completion queue pair.
+#[pin_data]
+pub(crate) struct Queue {
+    pub(crate) qid: u16,
+    /// Entries in each ring (the usable depth is one less).
+    pub(crate) depth: u16,
+    sq: Coherent<[Sqe]>,
+    cq: Coherent<[Cqe]>,
+    pub(crate) db: Doorbells,
+    #[pin]
+    sq_state: SpinLock<SqState>,
+    /// Taken in the queue's interrupt handler and, for the polled admin
+    /// queue and resets, in process context: hence the IRQ-disabling kind.
+    #[pin]
+    cq_state: SpinLockIrq<CqState>,
+    /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
+    /// command id back into a request.
+    pub(crate) tags: AtomicPtr<bindings::blk_mq_tags>,
+}
+
+impl Queue {
+    /// Allocates the rings of queue `qid` with `depth` entries each.
+    pub(crate) fn new(
+        dev: &Device<Bound>,
+        qid: u16,
+        depth: u16,
+        db: Doorbells,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let sq = Coherent::<Sqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;
+        let cq = Coherent::<Cqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;
+        Ok(try_pin_init!(Self {
+            qid,
+            depth,
+            sq,
+            cq,
+            db,
+            sq_state <- new_spinlock!(SqState { tail: 0, rung: 0 }, "nvme_dbbuf:sq"),
+            cq_state <- new_spinlock_irq!(CqState { head: 0, phase: true }, "nvme_dbbuf:cq"),
+            tags: AtomicPtr::new(core::ptr::null_mut()),
+        }? Error))
+    }
+
+    /// Bus address of the submission ring.
+    pub(crate) fn sq_dma(&self) -> DmaAddress {
+        self.sq.dma_address()
+    }
+
+    /// Bus address of the completion ring.
+    pub(crate) fn cq_dma(&self) -> DmaAddress {
+        self.cq.dma_address()
+    }
+
+    /// Zeroes the rings and the indices, for a queue the controller no
+    /// longer knows (after a controller disable).
+    pub(crate) fn reset(&self) {
+        let mut sq = self.sq_state.lock();
+        let mut cq = self.cq_state.lock();
+        for i in 0..usize::from(self.depth) {
+            // SAFETY: `i < depth`, the ring's length; the controller is
+            // disabled, so it does not access the rings concurrently.
+            unsafe {
+                core::ptr::write_volatile(
+                    self.sq.as_mut_ptr().cast::<Sqe>().add(i),
+                    Sqe::default(),
+                );
+                core::ptr::write_volatile(
+                    self.cq.as_mut_ptr().cast::<Cqe>().add(i),
+                    Cqe::default(),
+                );
+            }
+        }
+        sq.tail = 0;
+        sq.rung = 0;
+        cq.head = 0;
+        cq.phase = true;
+    }
+
+    /// Copies `sqe` into the ring at the tail and advances it; rings the
+    /// doorbell when `last` (or when the caller batches, later via
+    /// [`Self::commit`]).  The block layer never has more commands in flight
+    /// than `depth - 1` (the tag set's depth), so the ring cannot overflow.
+    pub(crate) fn submit(&self, sqe: &Sqe, last: bool) {
+        let mut s = self.sq_state.lock();
+        let tail = s.tail;
+        // SAFETY: `tail < depth`, the ring's length (it wraps below). The
+        // controller does not read entries at or past the doorbell tail, so
+        // this slot is ours.
+        unsafe {
+            core::ptr::write_volatile(
+                self.sq.as_mut_ptr().cast::<Sqe>().add(usize::from(tail)),
+                *sqe,
+            )
+        };
+        s.tail = if tail + 1 == self.depth { 0 } else { tail + 1 };
+        if last {
+            // writel() orders the entry's stores before the doorbell store.
+            self.db.ring_sq(s.tail);
+            s.rung = s.tail;
+        }
+    }
+
+    /// Rings the doorbell for entries queued without one (blk-mq
+    /// `commit_rqs`, or a batch whose last request failed to queue).
+    pub(crate) fn commit(&self) {
+        let mut s = self.sq_state.lock();
+        if s.rung != s.tail {
+            self.db.ring_sq(s.tail);
+            s.rung = s.tail;
+        }
+    }
+
+    /// Consumes every new completion, calling `f` on each, then rings the CQ
+    /// head doorbell once.  Runs in interrupt context or, for the polled admin
+    /// queue, in process context.
+    pub(crate) fn reap(&self, mut f: impl FnMut(&Cqe)) -> Reaped {
+        let mut c = self.cq_state.lock();
+        let mut count = 0;
+        loop {
+            // SAFETY: `head < depth`, the ring's length; the entry may be
+            // written by the device concurrently, hence the volatile read.
+            let cqe = unsafe {
+                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
+            };
+            if cqe.phase() != c.phase {
+                break;
+            }
+            // The phase tag is the device's "entry valid" flag: read the
+            // rest of the entry only after it (the volatile read above may
+            // have raced with the device writing the entry, so read again).
+            dma_mb(Read);
+            // SAFETY: as above.
+            let cqe = unsafe {
+                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
+            };
+            f(&cqe);
+            count += 1;
+            if c.head + 1 == self.depth {
+                c.head = 0;
+                c.phase = !c.phase;
+            } else {
+                c.head += 1;
+            }
+        }
+        if count > 0 {
+            self.db.ring_cq(c.head);
+        }
+        Reaped { count }
+    }
+
+    /// The blk-mq request with `tag` on this queue, if the tag is valid.
+    pub(crate) fn tag_to_rq(&self, tag: u16) -> Option<*mut bindings::request> {
+        let tags = self.tags.load(Ordering::Acquire);
+        if tags.is_null() {
+            return None;
+        }
+        // SAFETY: `tags` was set from the hctx in `init_hctx` and stays valid
+        // until the tag set is freed, which happens after this queue's
+        // interrupt is freed.
+        let t = unsafe { &*tags };
+        if u32::from(tag) >= t.nr_tags {
+            return None;
+        }
+        // SAFETY: `tag < nr_tags`, the length of `rqs` (blk_mq_tag_to_rq()).
+        let rq = unsafe { core::ptr::read_volatile(t.rqs.add(usize::from(tag))) };
+        (!rq.is_null()).then_some(rq)
+    }
+}
