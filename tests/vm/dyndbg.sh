@@ -8,8 +8,13 @@ l_probe=$(grep -n 'ddbg!("probing' "$src" | cut -d: -f1)
 # A call site's line is the line of the macro's name (rustfmt may wrap it).
 l_cap=$(awk '/dev_ddbg!\(/ {l = NR} /"CAP \{/ {print l; exit}' "$src")
 [ -n "$l_probe" ] && [ -n "$l_cap" ] || fail "call sites not found in $src"
+# The function each site is in, by the nearest "fn NAME" above it.
+fn_of() { head -n "$1" "$src" | grep -oE '\bfn [a-z_0-9]+' | tail -n1 | cut -d' ' -f2; }
+f_probe=$(fn_of "$l_probe")
+f_cap=$(fn_of "$l_cap")
+[ "$f_probe" != "$f_cap" ] || fail "test expects the two sites in different functions"
 
-rebind() { # unbind + bind runs probe, which has both call sites
+rebind() { # unbind + bind runs probe, which reaches both call sites
 	pci_unbind "$bdf"
 	mark
 	pci_bind "$bdf" nvme_dbbuf
@@ -31,9 +36,9 @@ insmod_ours nvme_dbbuf
 # 1. The control file lists our sites correctly.
 lines=$(grep '\[nvme_dbbuf\]' "$CTRL")
 echo "$lines" | sed 's/^/    /'
-echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_probe \[nvme_dbbuf\]probe =_ \"probing \{:\?\}(\\\\n|\\\\012)\"" ||
-	fail "probing site not listed as file:$l_probe [nvme_dbbuf]probe =_ \"probing {:?}\\n\""
-echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_cap \[nvme_dbbuf\]probe =_ \"CAP " || fail "CAP site not listed"
+echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_probe \[nvme_dbbuf\]$f_probe =_ \"probing \{:\?\}(\\\\n|\\\\012)\"" ||
+	fail "probing site not listed as file:$l_probe [nvme_dbbuf]$f_probe =_ \"probing {:?}\\n\""
+echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_cap \[nvme_dbbuf\]$f_cap =_ \"CAP " || fail "CAP site not listed as file:$l_cap [nvme_dbbuf]$f_cap"
 [ "$(grep -c '\[nvme_dbbuf\]' "$CTRL")" -ge 2 ] || fail "expected at least 2 sites"
 
 # 2. Each selector turns a known message on and off.
@@ -44,15 +49,17 @@ ctl "file nvme_dbbuf.rs +p"; expect 1 1 "file +p"
 ctl "file nvme_dbbuf.rs -p"; expect 0 0 "file -p"
 ctl "file nvme_dbbuf.rs line $l_cap +p"; expect 0 1 "file line $l_cap +p"
 ctl "file nvme_dbbuf.rs line $l_cap -p"; expect 0 0 "file line -p"
-ctl "func probe +p"; expect 1 1 "func +p"
-ctl "func probe -p"; expect 0 0 "func -p"
+ctl "func $f_probe +p"; expect 1 0 "func $f_probe +p"
+ctl "func $f_probe -p"; expect 0 0 "func $f_probe -p"
+ctl "func $f_cap +p"; expect 0 1 "func $f_cap +p"
+ctl "func $f_cap -p"; expect 0 0 "func $f_cap -p"
 ctl 'format "CAP " +p'; expect 0 1 "format +p"
 ctl 'format "CAP " -p'; expect 0 0 "format -p"
 
 # 3. +mflt decorates the message with module, function, line and thread id.
 ctl "file nvme_dbbuf.rs line $l_cap +pmflt"
 rebind
-dmesg_since | grep -E "\[[0-9]+\] nvme_dbbuf:probe:$l_cap: nvme_dbbuf $bdf: CAP 0x" ||
+dmesg_since | grep -E "\[[0-9]+\] nvme_dbbuf:$f_cap:$l_cap: nvme_dbbuf $bdf: CAP 0x" ||
 	{ dmesg_since | grep CAP; fail "+mflt prefix missing"; }
 ctl "module nvme_dbbuf =_"
 

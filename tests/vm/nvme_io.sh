@@ -13,7 +13,7 @@ mkdir -p "$out"
 n=0
 for engine in libaio io_uring; do
 	# Per-job region: enough I/Os to keep QD 32 busy, small enough for TCG.
-	for spec in 512:256k 4k:1m 128k:2m 1m:4m split:2m; do
+	for spec in 512:128k 4k:512k 128k:1m 1m:2m split:1m; do
 		bs=${spec%:*} size=${spec#*:}
 		if [ $bs = split ]; then bsarg="--bssplit=512/10:4k/50:64k/30:1m/10"; else bsarg="--bs=$bs"; fi
 		f=$out/$engine-$bs.json
