@@ -111,7 +111,7 @@ struct NvmeDev<'bound> {
 impl<'bound> NvmeDev<'bound> {
     fn start(pdev: &'bound pci::Device<Bound>, bar: ctrl::Bar0<'bound>) -> Result<Self> {
         let ctrl = Ctrl::new(pdev, bar)?;
-        let cap = ctrl.bar.try_read(regs::CAP)?;
+        let cap = ctrl.cap;
         let vs = ctrl.bar.read(regs::VS);
         let version = spec::Version::new(vs.mjr().into(), vs.mnr().into(), vs.ter().into());
         let mqes: u16 = cap.mqes().into();

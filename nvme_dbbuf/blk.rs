@@ -269,16 +269,30 @@ unsafe fn build_rw(
     write: bool,
 ) -> Result<Sqe, bindings::blk_status_t> {
     // SAFETY: caller guarantee.
-    let (iod, sector, bytes) = unsafe { (iod(rq), (*rq).__sector, (*rq).__data_len) };
+    let (iod, sector, bytes, nsegs) = unsafe {
+        (
+            iod(rq),
+            (*rq).__sector,
+            (*rq).__data_len,
+            (*rq).nr_phys_segments,
+        )
+    };
     let blocks = bytes >> ns.lba_shift;
-    if blocks == 0 || blocks > u32::from(u16::MAX) || u64::from(bytes) > MAX_TRANSFER {
+    if blocks == 0
+        || blocks > u32::from(u16::MAX)
+        || u64::from(bytes) > MAX_TRANSFER
+        || nsegs == 0
+        || usize::from(nsegs) > MAX_SEGS
+    {
         return Err(BLK_STS_IOERR);
     }
     let sg = iod.sg.as_mut_ptr();
     let mut last: *mut bindings::scatterlist = core::ptr::null_mut();
-    // SAFETY: `sg` has MAX_SEGS entries, the queue's max_segments.
+    // SAFETY: `sg` has MAX_SEGS >= `nsegs` entries; only the ones this
+    // request can use are initialised (it is per-I/O work), and
+    // __blk_rq_map_sg fills at most `nr_phys_segments`.
     let n = unsafe {
-        bindings::sg_init_table(sg, MAX_SEGS as u32);
+        bindings::sg_init_table(sg, u32::from(nsegs));
         bindings::__blk_rq_map_sg(rq, sg, &mut last)
     };
     if n <= 0 {

@@ -324,7 +324,13 @@ impl Cqe {
 
     /// The phase tag.
     pub const fn phase(&self) -> bool {
-        u32::from_le(self.dw3) & (1 << 16) != 0
+        Self::phase_of_dw3(self.dw3)
+    }
+
+    /// The phase tag from DW3 as stored (little-endian), so that a poller
+    /// can test it before reading the rest of the entry.
+    pub const fn phase_of_dw3(dw3: u32) -> bool {
+        u32::from_le(dw3) & (1 << 16) != 0
     }
 
     /// The 15-bit status field (SC 7:0, SCT 10:8, CRD 12:11, M 13, DNR 14).

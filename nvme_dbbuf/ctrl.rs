@@ -7,12 +7,8 @@
 //! passthrough) and polling keeps vector 0 free for the first I/O queue.
 
 use kernel::{
-    device::Bound,
-    io::Io,
-    new_mutex, pci,
-    prelude::*,
-    sync::Mutex,
-    time::{delay::fsleep, Delta, Instant, Monotonic},
+    device::Bound, io::poll::read_poll_timeout, io::Io, new_mutex, pci, prelude::*, sync::Mutex,
+    time::Delta,
 };
 
 use crate::cmd::{Sqe, Status};
@@ -34,6 +30,8 @@ const SHUTDOWN_TIMEOUT_MS: i64 = 5_000;
 pub(crate) struct Ctrl<'bound> {
     pub(crate) pdev: &'bound pci::Device<Bound>,
     pub(crate) bar: Bar0<'bound>,
+    /// CAP as read at probe (it does not change).
+    pub(crate) cap: regs::CAP,
     /// CAP.DSTRD.
     pub(crate) dstrd: u8,
     /// CAP.MQES + 1.
@@ -77,6 +75,7 @@ impl<'bound> Ctrl<'bound> {
         Ok(Self {
             pdev,
             bar,
+            cap,
             dstrd,
             max_entries,
             ready_ms: spec::ready_timeout_ms(cap.to().into()),
@@ -85,33 +84,39 @@ impl<'bound> Ctrl<'bound> {
         })
     }
 
+    /// Reads CSTS; a set CFS (when `fatal_is_error`) or an all-ones read
+    /// (the device is gone) ends any wait at once.
+    fn csts(&self, fatal_is_error: bool) -> Result<regs::CSTS> {
+        let csts = self.bar.read(regs::CSTS);
+        if csts.into_raw() == u32::MAX {
+            return Err(ENODEV);
+        }
+        if fatal_is_error && bool::from(csts.cfs()) {
+            dev_err!(self.pdev, "controller fatal status (CSTS.CFS)\n");
+            return Err(EIO);
+        }
+        Ok(csts)
+    }
+
     /// Waits, bounded by CAP.TO, for CSTS.RDY to read `ready`.
     fn wait_ready(&self, ready: bool) -> Result {
-        let start = Instant::<Monotonic>::now();
-        loop {
-            let csts = self.bar.read(regs::CSTS);
-            if bool::from(csts.rdy()) == ready {
-                return Ok(());
-            }
-            if ready && bool::from(csts.cfs()) {
-                dev_err!(self.pdev, "controller fatal status while enabling\n");
-                return Err(EIO);
-            }
-            if csts.into_raw() == u32::MAX {
-                // All ones: the device is gone (surprise removal).
-                return Err(ENODEV);
-            }
-            if start.elapsed().as_millis() > i64::from(self.ready_ms) {
+        read_poll_timeout(
+            || self.csts(ready),
+            |csts| bool::from(csts.rdy()) == ready,
+            Delta::from_millis(1),
+            Delta::from_millis(i64::from(self.ready_ms)),
+        )
+        .map(|_| ())
+        .inspect_err(|e| {
+            if *e == ETIMEDOUT {
                 dev_err!(
                     self.pdev,
                     "CSTS.RDY did not become {} within {} ms\n",
                     ready,
                     self.ready_ms
                 );
-                return Err(ETIMEDOUT);
             }
-            fsleep(Delta::from_millis(1));
-        }
+        })
     }
 
     /// Clears CC.EN and waits for the controller to stop.
@@ -155,22 +160,16 @@ impl<'bound> Ctrl<'bound> {
             return;
         }
         self.bar.write_reg(cc.with_const_shn::<1>());
-        let start = Instant::<Monotonic>::now();
-        loop {
-            let csts = self.bar.read(regs::CSTS);
-            if csts.into_raw() == u32::MAX {
-                return;
-            }
-            // SHST 10b: shutdown processing complete.
-            if u8::from(csts.shst()) == 2 {
-                return;
-            }
-            if start.elapsed().as_millis() > SHUTDOWN_TIMEOUT_MS {
-                dev_warn!(self.pdev, "shutdown did not complete, disabling instead\n");
-                let _ = self.disable();
-                return;
-            }
-            fsleep(Delta::from_millis(1));
+        // SHST 10b: shutdown processing complete.
+        let done = read_poll_timeout(
+            || self.csts(false),
+            |csts| u8::from(csts.shst()) == 2,
+            Delta::from_millis(1),
+            Delta::from_millis(SHUTDOWN_TIMEOUT_MS),
+        );
+        if let Err(ETIMEDOUT) = done {
+            dev_warn!(self.pdev, "shutdown did not complete, disabling instead\n");
+            let _ = self.disable();
         }
     }
 
@@ -180,40 +179,48 @@ impl<'bound> Ctrl<'bound> {
         let my = *cid;
         *cid = cid.wrapping_add(1);
         self.admin.submit(&sqe.with_cid(my), true);
-        let start = Instant::<Monotonic>::now();
-        let mut done: Option<AdminResult> = None;
         let mut stray = 0u32;
-        loop {
-            self.admin.reap(|cqe| {
-                if cqe.cid() == my {
-                    done = Some(AdminResult {
-                        status: cqe.status(),
-                        dw0: cqe.result(),
-                    });
-                } else {
-                    stray += 1;
+        let r = read_poll_timeout(
+            || {
+                let mut done = None;
+                self.admin.reap(|cqe| {
+                    if cqe.cid() == my {
+                        done = Some(AdminResult {
+                            status: cqe.status(),
+                            dw0: cqe.result(),
+                        });
+                    } else {
+                        stray += 1;
+                    }
+                });
+                match done {
+                    Some(d) => Ok(Some(d)),
+                    None => self.csts(true).map(|_| None),
                 }
-            });
-            if stray > 0 {
-                dev_warn!(
+            },
+            Option::is_some,
+            Delta::from_micros(50),
+            Delta::from_millis(ADMIN_TIMEOUT_MS),
+        );
+        if stray > 0 {
+            dev_warn!(
+                self.pdev,
+                "{} admin completion(s) with an unknown command id\n",
+                stray
+            );
+        }
+        match r {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(EIO),
+            Err(e) => {
+                dev_err!(
                     self.pdev,
-                    "{} admin completion(s) with an unknown command id\n",
-                    stray
+                    "admin command {:#04x} failed to complete: {:?}\n",
+                    sqe.opcode(),
+                    e
                 );
-                stray = 0;
+                Err(e)
             }
-            if let Some(r) = done {
-                return Ok(r);
-            }
-            if start.elapsed().as_millis() > ADMIN_TIMEOUT_MS {
-                dev_err!(self.pdev, "admin command {:#04x} timed out\n", sqe.opcode());
-                return Err(ETIMEDOUT);
-            }
-            if bool::from(self.bar.read(regs::CSTS).cfs()) {
-                dev_err!(self.pdev, "controller fatal status during admin command\n");
-                return Err(EIO);
-            }
-            fsleep(Delta::from_micros(50));
         }
     }
 

@@ -216,22 +216,20 @@ impl Queue {
         let mut c = self.cq_state.lock();
         let mut count = 0;
         loop {
-            // SAFETY: `head < depth`, the ring's length; the entry may be
-            // written by the device concurrently, hence the volatile read.
-            let cqe = unsafe {
-                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
-            };
-            if cqe.phase() != c.phase {
+            // SAFETY: `head < depth`, the ring's length.
+            let slot = unsafe { self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)) };
+            // Only the dword with the phase tag first: it is the device's
+            // "entry valid" flag, written with the entry.
+            // SAFETY: `slot` is in the ring; the device may write it
+            // concurrently, hence volatile.
+            let dw3 = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*slot).dw3)) };
+            if Cqe::phase_of_dw3(dw3) != c.phase {
                 break;
             }
-            // The phase tag is the device's "entry valid" flag: read the
-            // rest of the entry only after it (the volatile read above may
-            // have raced with the device writing the entry, so read again).
+            // The rest of the entry only after seeing the phase flip.
             dma_mb(Read);
             // SAFETY: as above.
-            let cqe = unsafe {
-                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
-            };
+            let cqe = unsafe { core::ptr::read_volatile(slot) };
             f(&cqe);
             count += 1;
             if c.head + 1 == self.depth {
