@@ -8,18 +8,22 @@
 //! controller's EventIdx buffer says it must.  See
 //! Documentation/nvme-dbbuf.rst.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::{
+    debugfs::{Dir, Scope},
     device::{
         Bound,
         Core, //
     },
     dma::{Coherent, Device as _, DmaMask},
+    driver,
     io::Io,
+    new_mutex,
     pci,
     prelude::*,
-    str::BStr, //
+    str::BStr,
+    sync::Mutex, //
 };
 
 #[path = "nvme_dbbuf/blk.rs"]
@@ -29,6 +33,13 @@ mod blk;
 mod cmd;
 #[path = "nvme_dbbuf/ctrl.rs"]
 mod ctrl;
+#[path = "nvme_dbbuf/dbbuf.rs"]
+mod dbbuf;
+#[path = "nvme_dbbuf/debugfs.rs"]
+mod debugfs;
+#[allow(dead_code, unreachable_pub)]
+#[path = "nvme_dbbuf/eventidx.rs"]
+mod eventidx;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/identify.rs"]
 mod identify;
@@ -55,10 +66,11 @@ include!(env!("RFL_DYNDBG_FUNCS"));
 
 use blk::{BlkShared, Disk, IoCompleter, Limits, Ns, TagSet};
 use ctrl::Ctrl;
+use dbbuf::DbBuf;
 use dyndbg::{ddbg, dev_ddbg};
 use identify::{IdCtrl, IdNs, IDENTIFY_SIZE};
 use irq::{IrqVectors, QueueIrq};
-use queue::Queue;
+use queue::{DbPath, Queue};
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
 const NVME_CLASS: u32 = 0x01_08_02;
@@ -93,18 +105,36 @@ fn instance_put(n: u32) {
     INSTANCES.fetch_and(!(1u64 << n), Ordering::AcqRel);
 }
 
+/// The driver data: the controller, and its debugfs directory, which is
+/// removed first (it points at the controller).
+struct DriverData<'bound> {
+    _debugfs: Option<Pin<KBox<Scope<debugfs::Control>>>>,
+    _dev: KBox<NvmeDev<'bound>>,
+}
+
 /// Per-controller state, alive while the driver is bound.
 ///
 /// Field order is teardown order: disks (waits for I/O), interrupts, tag
-/// set, vectors, queues, then the controller and its BAR.  `Drop` deletes
-/// the I/O queues and shuts the controller down after the disks are gone.
-struct NvmeDev<'bound> {
+/// set, vectors, queues, the doorbell buffers, then the controller and its
+/// BAR.  `Drop` deletes the I/O queues and shuts the controller down after
+/// the disks are gone.
+pub(crate) struct NvmeDev<'bound> {
     disks: KVec<Disk>,
     irqs: KVec<QueueIrq>,
     tagset: Option<TagSet>,
     vectors: Option<IrqVectors<'bound>>,
     shared: KBox<BlkShared>,
-    instance: u32,
+    /// Shadow Doorbell / EventIdx buffers, if the controller supports the
+    /// command (allocated once, reused after every reset).
+    dbbuf: Option<DbBuf>,
+    /// Whether the I/O queues currently use shadow doorbells.
+    dbbuf_on: AtomicBool,
+    resets: AtomicU32,
+    /// Serialises resets and mode switches.
+    reset_lock: Pin<KBox<Mutex<()>>>,
+    /// I/O queues asked of Set Features Number of Queues.
+    want_queues: u16,
+    pub(crate) instance: u32,
     ctrl: Ctrl<'bound>,
 }
 
@@ -147,6 +177,11 @@ impl<'bound> NvmeDev<'bound> {
                 },
                 GFP_KERNEL,
             )?,
+            dbbuf: None,
+            dbbuf_on: AtomicBool::new(false),
+            resets: AtomicU32::new(0),
+            reset_lock: KBox::pin_init(new_mutex!(()), GFP_KERNEL)?,
+            want_queues: 1,
             instance,
             ctrl,
         };
@@ -195,7 +230,8 @@ impl<'bound> NvmeDev<'bound> {
         let granted = sqs.min(cqs).min(u32::from(want));
         let vectors = IrqVectors::alloc(pdev, granted)?;
         let nr = vectors.count().min(granted);
-        let vectors = self.vectors.insert(vectors);
+        let nvec = vectors.count();
+        self.want_queues = want;
         let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
         for i in 0..nr {
             let qid = u16::try_from(i + 1)?;
@@ -203,17 +239,17 @@ impl<'bound> NvmeDev<'bound> {
                 Queue::new(pdev.as_ref(), qid, depth, self.ctrl.doorbells(qid)?)?,
                 GFP_KERNEL,
             )?;
-            self.ctrl
-                .admin_ok(cmd::create_cq(qid, depth, q.cq_dma(), u16::try_from(i)?))?;
-            if let Err(e) = self
-                .ctrl
-                .admin_ok(cmd::create_sq(qid, depth, q.sq_dma(), qid))
-            {
-                let _ = self.ctrl.admin_ok(cmd::delete_cq(qid));
-                return Err(e);
-            }
             self.shared.queues.push(q, GFP_KERNEL)?;
         }
+        if id.has_dbbuf() {
+            match DbBuf::new(pdev.as_ref(), self.ctrl.dstrd) {
+                Ok(b) => self.dbbuf = Some(b),
+                Err(e) => dev_warn!(pdev, "no memory for doorbell buffers ({:?})\n", e),
+            }
+        }
+        let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
+        self.dbbuf_on.store(on, Ordering::Relaxed);
+        let vectors = self.vectors.insert(vectors);
         for (i, q) in self.shared.queues.iter().enumerate() {
             // SAFETY: the queue is boxed in `self.shared`, dropped after
             // `self.irqs` (field order).
@@ -225,7 +261,7 @@ impl<'bound> NvmeDev<'bound> {
             "{} I/O queue(s) of {} entries on {} vector(s)\n",
             nr,
             depth,
-            vectors.count()
+            nvec
         );
 
         // SAFETY: `self.shared` outlives the tag set and the disks (field order).
@@ -309,6 +345,219 @@ impl<'bound> NvmeDev<'bound> {
     }
 }
 
+impl NvmeDev<'_> {
+    pub(crate) fn dbbuf_on(&self) -> bool {
+        self.dbbuf_on.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn resets(&self) -> u32 {
+        self.resets.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue> {
+        self.shared.queues.iter().map(|q| &**q)
+    }
+
+    /// Doorbell Buffer Config on a freshly enabled controller, before any
+    /// I/O queue exists.  Returns whether shadow doorbells are on.
+    ///
+    /// The spec ends the buffers' lifetime at every controller reset, and a
+    /// controller that saw the command once may still hold stale EventIdx
+    /// values in them; so both are zeroed and the command re-issued each
+    /// time, never assumed to survive.
+    fn configure_dbbuf(&self, want: bool) -> bool {
+        let pdev = self.ctrl.pdev;
+        // Until the command succeeds the controller knows no buffers.
+        self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+        let Some(db) = self.dbbuf.as_ref() else {
+            dev_ddbg!(
+                pdev,
+                "dbbuf: controller lacks Doorbell Buffer Config (OACS bit 8)
+"
+            );
+            dev_info!(
+                pdev,
+                "Doorbell Buffer Config not supported: MMIO doorbells
+"
+            );
+            return false;
+        };
+        if !want {
+            dev_ddbg!(
+                pdev,
+                "dbbuf: off by request (module parameter or debugfs)
+"
+            );
+            dev_info!(
+                pdev,
+                "shadow doorbells off by request: MMIO doorbells
+"
+            );
+            return false;
+        }
+        let last = u16::try_from(self.shared.queues.len()).unwrap_or(u16::MAX);
+        if db.max_qid().is_none_or(|m| m < last) {
+            dev_info!(
+                pdev,
+                "{} I/O queues do not fit the doorbell buffers at this stride: MMIO doorbells
+",
+                last
+            );
+            return false;
+        }
+        let stale = db.nonzero_words();
+        db.zero();
+        dev_ddbg!(
+            pdev,
+            "dbbuf: zeroed shadow doorbell and EventIdx buffers ({} non-zero words before)
+",
+            stale
+        );
+        let (shadow, ei) = (db.shadow_dma(), db.eventidx_dma());
+        match self.ctrl.admin_ok(cmd::dbbuf_config(shadow, ei)) {
+            Ok(_) => {
+                if let (Some(sq), Some(cq)) = (db.sq(0), db.cq(0)) {
+                    self.ctrl
+                        .admin
+                        .set_paths(DbPath::ShadowAndMmio(sq), DbPath::ShadowAndMmio(cq));
+                }
+                dev_info!(
+                    pdev,
+                    "shadow doorbells on: Doorbell Buffer Config shadow {:#x} eventidx {:#x}
+",
+                    shadow,
+                    ei
+                );
+                true
+            }
+            Err(e) => {
+                dev_ddbg!(
+                    pdev,
+                    "dbbuf: command failed: {:?}
+",
+                    e
+                );
+                dev_info!(
+                    pdev,
+                    "Doorbell Buffer Config failed ({:?}): MMIO doorbells
+",
+                    e
+                );
+                false
+            }
+        }
+    }
+
+    /// Configures doorbell buffers, then creates every I/O queue pair on the
+    /// controller with the doorbell path to match.  Returns whether shadow
+    /// doorbells are on.
+    fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
+        let on = self.configure_dbbuf(want_dbbuf);
+        for (i, q) in self.shared.queues.iter().enumerate() {
+            let qid = q.qid;
+            let slots = self
+                .dbbuf
+                .as_ref()
+                .and_then(|db| Some((db.sq(qid)?, db.cq(qid)?)));
+            match slots {
+                Some((sq, cq)) if on => q.set_paths(DbPath::Shadow(sq), DbPath::Shadow(cq)),
+                _ => q.set_paths(DbPath::Mmio, DbPath::Mmio),
+            }
+            self.ctrl
+                .admin_ok(cmd::create_cq(qid, q.depth, q.cq_dma(), u16::try_from(i)?))?;
+            if let Err(e) = self
+                .ctrl
+                .admin_ok(cmd::create_sq(qid, q.depth, q.sq_dma(), qid))
+            {
+                let _ = self.ctrl.admin_ok(cmd::delete_cq(qid));
+                return Err(e);
+            }
+        }
+        dev_ddbg!(
+            self.ctrl.pdev,
+            "dbbuf: {} I/O queue(s) created with {} doorbells
+",
+            self.shared.queues.len(),
+            if on { "shadow" } else { "MMIO" }
+        );
+        Ok(on)
+    }
+
+    /// Controller reset with the block queues frozen: waits for in-flight
+    /// requests, disables the controller (which forgets its queues and the
+    /// doorbell buffers), enables it, and rebuilds the queues, with shadow
+    /// doorbells if `dbbuf` says so (`None`: as before).  If the controller
+    /// does not come back, the queues fail requests from then on.
+    pub(crate) fn reset(&self, dbbuf: Option<bool>) -> Result {
+        let pdev = self.ctrl.pdev;
+        let _guard = self.reset_lock.lock();
+        let want = dbbuf.unwrap_or_else(|| self.dbbuf_on());
+        dev_ddbg!(
+            pdev,
+            "reset: freezing, then dbbuf {}
+",
+            if want { "on" } else { "off" }
+        );
+        for d in &self.disks {
+            d.freeze();
+        }
+        let r = self.reinit(want);
+        match r {
+            Ok(on) => {
+                self.dbbuf_on.store(on, Ordering::Relaxed);
+                self.resets.fetch_add(1, Ordering::Relaxed);
+                for q in self.io_queues() {
+                    q.set_dead(false);
+                }
+                dev_info!(
+                    pdev,
+                    "controller reset done, {} doorbells
+",
+                    if on { "shadow" } else { "MMIO" }
+                );
+            }
+            Err(e) => {
+                dev_err!(
+                    pdev,
+                    "controller reset failed ({:?}): failing I/O
+",
+                    e
+                );
+                self.dbbuf_on.store(false, Ordering::Relaxed);
+                for q in self.io_queues() {
+                    q.set_dead(true);
+                }
+            }
+        }
+        for d in &self.disks {
+            d.unfreeze();
+        }
+        r.map(|_| ())
+    }
+
+    fn reinit(&self, want_dbbuf: bool) -> Result<bool> {
+        self.ctrl.disable()?;
+        for q in self.io_queues() {
+            q.reset();
+        }
+        self.ctrl.enable()?;
+        let want = self.want_queues;
+        let (sqs, cqs) = cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(want, want))?);
+        let have = u32::try_from(self.shared.queues.len())?;
+        if sqs.min(cqs) < have {
+            dev_err!(
+                self.ctrl.pdev,
+                "after reset the controller grants {} I/O queues, {} needed
+",
+                sqs.min(cqs),
+                have
+            );
+            return Err(ENODEV);
+        }
+        self.start_io_queues(want_dbbuf)
+    }
+}
+
 impl Drop for NvmeDev<'_> {
     fn drop(&mut self) {
         // Disks first: del_gendisk flushes and waits for outstanding I/O.
@@ -321,6 +570,8 @@ impl Drop for NvmeDev<'_> {
             let _ = self.ctrl.admin_ok(cmd::delete_cq(q.qid));
         }
         self.ctrl.shutdown();
+        // The admin queue outlives the doorbell buffers (field order).
+        self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
         instance_put(self.instance);
         dev_info!(self.ctrl.pdev, "unbound\n");
     }
@@ -336,7 +587,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for NvmeDbbufDriver {
     type IdInfo = ();
-    type Data<'bound> = NvmeDev<'bound>;
+    type Data<'bound> = DriverData<'bound>;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -351,14 +602,65 @@ impl pci::Driver for NvmeDbbufDriver {
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
 
         let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
-        NvmeDev::start(pdev, bar)
+        let dev = KBox::new(NvmeDev::start(pdev, bar)?, GFP_KERNEL)?;
+        let debugfs = debugfs::create(&dev, dev.instance)?;
+        Ok(DriverData {
+            _debugfs: debugfs,
+            _dev: dev,
+        })
     }
 }
 
-kernel::module_pci_driver! {
-    type: NvmeDbbufDriver,
+/// The module: the driver registration and the debugfs root it hangs each
+/// controller's directory from.  The registration goes first, so every
+/// controller is unbound before the root is removed.
+#[pin_data(PinnedDrop)]
+struct NvmeDbbufModule {
+    #[pin]
+    driver: driver::Registration<pci::Adapter<NvmeDbbufDriver>>,
+    debugfs_root: KBox<Dir>,
+}
+
+impl kernel::InPlaceModule for NvmeDbbufModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let root = KBox::new(Dir::new(c"nvme_dbbuf"), GFP_KERNEL);
+        try_pin_init!(Self {
+            debugfs_root: {
+                let root = root?;
+                // SAFETY: boxed, so the address is stable; `PinnedDrop`
+                // clears the pointer before the box is freed, and no probe
+                // runs after module exit began.
+                unsafe { debugfs::set_root(&root) };
+                root
+            },
+            driver <- driver::Registration::new(
+                <Self as kernel::ModuleMetadata>::NAME,
+                module
+            ),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for NvmeDbbufModule {
+    fn drop(self: Pin<&mut Self>) {
+        // Runs before the fields are dropped: no probe can run any more
+        // (module exit), and controllers still bound only drop their
+        // directories, which does not read the root pointer.
+        debugfs::clear_root();
+    }
+}
+
+kernel::prelude::module! {
+    type: NvmeDbbufModule,
     name: "nvme_dbbuf",
     authors: ["rfl-bench developers"],
     description: "NVMe PCI host driver with Doorbell Buffer Config (shadow doorbells + EventIdx)",
     license: "GPL",
+    params: {
+        dbbuf: bool {
+            default: true,
+            description: "Use Doorbell Buffer Config (shadow doorbells + EventIdx) when the controller offers it",
+        },
+    },
 }

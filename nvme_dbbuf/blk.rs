@@ -228,6 +228,21 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// Waits until no request is in flight on this disk and holds new ones
+    /// back, until [`Self::unfreeze`].
+    pub(crate) fn freeze(&self) {
+        // SAFETY: the disk was added in `new` (invariant) and not yet deleted.
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave((*self.disk).queue) };
+    }
+
+    /// Lets requests in again after [`Self::freeze`].
+    pub(crate) fn unfreeze(&self) {
+        // SAFETY: as in `freeze`, which the caller called before.
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore((*self.disk).queue) };
+    }
+}
+
 impl Drop for Disk {
     fn drop(&mut self) {
         // SAFETY: added in `new` (invariant).  del_gendisk waits for
@@ -375,6 +390,9 @@ unsafe extern "C" fn queue_rq(
             (*rq).tag,
         )
     };
+    if queue.is_dead() {
+        return BLK_STS_IOERR;
+    }
     let sqe = match op {
         // SAFETY: `rq` is a request of our tag set on `ns`.
         bindings::req_op_REQ_OP_READ => unsafe { build_rw(ns, rq, false) },

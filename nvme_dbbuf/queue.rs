@@ -3,7 +3,7 @@
 //! One NVMe submission/completion queue pair: the rings in coherent DMA
 //! memory, the tail/head/phase state, and the two doorbells.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
@@ -20,6 +20,7 @@ use kernel::{
 };
 
 use crate::cmd::{Cqe, Sqe};
+use crate::dbbuf::Shadow;
 use crate::spec;
 
 // SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
@@ -79,17 +80,85 @@ impl Doorbells {
     }
 }
 
+/// How a doorbell value reaches the controller.
+#[derive(Clone, Copy)]
+pub(crate) enum DbPath {
+    /// MMIO register write, every time.
+    Mmio,
+    /// Shadow Doorbell slot, plus MMIO only when EventIdx asks for it.
+    Shadow(Shadow),
+    /// Shadow slot and MMIO every time: the admin queue under Doorbell
+    /// Buffer Config (see Documentation/nvme-dbbuf.rst).
+    ShadowAndMmio(Shadow),
+}
+
+impl DbPath {
+    /// Publishes a doorbell move from `old` to `new`; true if MMIO is owed.
+    fn publish(&self, new: u16, old: u16) -> bool {
+        match self {
+            DbPath::Mmio => true,
+            DbPath::Shadow(s) => s.publish(new, old),
+            DbPath::ShadowAndMmio(s) => {
+                s.store(new);
+                true
+            }
+        }
+    }
+}
+
 /// Submission side state, under the SQ lock.
 pub(crate) struct SqState {
     tail: u16,
-    /// Tail value last written to the doorbell: batching rings once per batch.
+    /// Tail value last published: batching publishes once per batch.
     rung: u16,
+    path: DbPath,
 }
 
 /// Completion side state, under the CQ lock.
 pub(crate) struct CqState {
     head: u16,
     phase: bool,
+    path: DbPath,
+}
+
+/// Per-queue counters for debugfs.  Updated under the queue's locks, read
+/// without them; relaxed atomics because only the totals matter.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) reaped: AtomicU64,
+    pub(crate) sq_mmio: AtomicU64,
+    pub(crate) cq_mmio: AtomicU64,
+    pub(crate) sq_shadow_only: AtomicU64,
+    pub(crate) cq_shadow_only: AtomicU64,
+}
+
+impl Stats {
+    fn all(&self) -> [&AtomicU64; 6] {
+        [
+            &self.submitted,
+            &self.reaped,
+            &self.sq_mmio,
+            &self.cq_mmio,
+            &self.sq_shadow_only,
+            &self.cq_shadow_only,
+        ]
+    }
+
+    /// The counters in declaration order.
+    pub(crate) fn snapshot(&self) -> [u64; 6] {
+        self.all().map(|c| c.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn clear(&self) {
+        for c in self.all() {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }
 
 /// What the completion loop found.
@@ -116,6 +185,9 @@ pub(crate) struct Queue {
     /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
     /// command id back into a request.
     pub(crate) tags: AtomicPtr<bindings::blk_mq_tags>,
+    pub(crate) stats: Stats,
+    /// Set when a reset failed to bring the queue back: requests fail fast.
+    dead: AtomicBool,
 }
 
 impl Queue {
@@ -134,9 +206,17 @@ impl Queue {
             sq,
             cq,
             db,
-            sq_state <- new_spinlock!(SqState { tail: 0, rung: 0 }, "nvme_dbbuf:sq"),
-            cq_state <- new_spinlock_irq!(CqState { head: 0, phase: true }, "nvme_dbbuf:cq"),
+            sq_state <- new_spinlock!(
+                SqState { tail: 0, rung: 0, path: DbPath::Mmio },
+                "nvme_dbbuf:sq"
+            ),
+            cq_state <- new_spinlock_irq!(
+                CqState { head: 0, phase: true, path: DbPath::Mmio },
+                "nvme_dbbuf:cq"
+            ),
             tags: AtomicPtr::new(core::ptr::null_mut()),
+            stats: Stats::default(),
+            dead: AtomicBool::new(false),
         }? Error))
     }
 
@@ -175,6 +255,37 @@ impl Queue {
         cq.phase = true;
     }
 
+    /// Chooses how this queue's doorbells are published.  Only while the
+    /// queue is idle (no request in flight), between controller enable and
+    /// the first command on the queue.
+    pub(crate) fn set_paths(&self, sq: DbPath, cq: DbPath) {
+        self.sq_state.lock().path = sq;
+        self.cq_state.lock().path = cq;
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_dead(&self, dead: bool) {
+        self.dead.store(dead, Ordering::Relaxed);
+    }
+
+    /// Publishes the tail if entries were queued since the last time.
+    fn publish_sq(&self, s: &mut SqState) {
+        if s.rung == s.tail {
+            return;
+        }
+        if s.path.publish(s.tail, s.rung) {
+            // writel() orders the entry's stores before the doorbell store.
+            self.db.ring_sq(s.tail);
+            bump(&self.stats.sq_mmio, 1);
+        } else {
+            bump(&self.stats.sq_shadow_only, 1);
+        }
+        s.rung = s.tail;
+    }
+
     /// Copies `sqe` into the ring at the tail and advances it; rings the
     /// doorbell when `last` (or when the caller batches, later via
     /// [`Self::commit`]).  The block layer never has more commands in flight
@@ -192,10 +303,9 @@ impl Queue {
             )
         };
         s.tail = if tail + 1 == self.depth { 0 } else { tail + 1 };
+        bump(&self.stats.submitted, 1);
         if last {
-            // writel() orders the entry's stores before the doorbell store.
-            self.db.ring_sq(s.tail);
-            s.rung = s.tail;
+            self.publish_sq(&mut s);
         }
     }
 
@@ -203,10 +313,7 @@ impl Queue {
     /// `commit_rqs`, or a batch whose last request failed to queue).
     pub(crate) fn commit(&self) {
         let mut s = self.sq_state.lock();
-        if s.rung != s.tail {
-            self.db.ring_sq(s.tail);
-            s.rung = s.tail;
-        }
+        self.publish_sq(&mut s);
     }
 
     /// Consumes every new completion, calling `f` on each, then rings the CQ
@@ -214,6 +321,7 @@ impl Queue {
     /// queue, in process context.
     pub(crate) fn reap(&self, mut f: impl FnMut(&Cqe)) -> Reaped {
         let mut c = self.cq_state.lock();
+        let old = c.head;
         let mut count = 0;
         loop {
             // SAFETY: `head < depth`, the ring's length.
@@ -240,7 +348,13 @@ impl Queue {
             }
         }
         if count > 0 {
-            self.db.ring_cq(c.head);
+            bump(&self.stats.reaped, count.into());
+            if c.path.publish(c.head, old) {
+                self.db.ring_cq(c.head);
+                bump(&self.stats.cq_mmio, 1);
+            } else {
+                bump(&self.stats.cq_shadow_only, 1);
+            }
         }
         Reaped { count }
     }

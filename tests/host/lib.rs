@@ -15,3 +15,6 @@ pub mod nvme_prp;
 
 #[path = "../../nvme_dbbuf/identify.rs"]
 pub mod nvme_identify;
+
+#[path = "../../nvme_dbbuf/eventidx.rs"]
+pub mod nvme_eventidx;

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/kernel/debug/nvme_dbbuf/rnvme<C>/`: the doorbell mode switch, a
+//! reset trigger, and per-queue doorbell statistics.
+//!
+//! - `dbbuf`: read `on` or `off`; write `0`/`1` (`off`/`on`) to quiesce,
+//!   reset the controller and come back in that mode.
+//! - `reset`: write anything for a controller reset in the same mode.
+//! - `stats`: read one line per I/O queue; write anything to zero them.
+//! - `summary`: read one line for the controller.
+
+use core::{
+    fmt,
+    ptr::NonNull,
+    sync::atomic::{AtomicPtr, Ordering},
+};
+
+use kernel::{
+    debugfs::{Dir, Scope},
+    prelude::*,
+    str::CString,
+    uaccess::UserSliceReader,
+};
+
+use crate::NvmeDev;
+
+/// The module's `nvme_dbbuf` directory, owned by the module object.
+static ROOT: AtomicPtr<Dir> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Publishes the module's root directory.
+///
+/// # Safety
+///
+/// `root` must stay valid until [`clear_root`], which must run before it is
+/// freed and after the last controller is unbound.
+pub(crate) unsafe fn set_root(root: &Dir) {
+    ROOT.store(core::ptr::from_ref(root).cast_mut(), Ordering::Release);
+}
+
+pub(crate) fn clear_root() {
+    ROOT.store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// What each file of a controller's directory reaches.
+///
+/// # Invariants
+///
+/// `dev` points to the controller's [`NvmeDev`], which is boxed and outlives
+/// the directory: the driver data drops this scope first, and removing a
+/// debugfs file waits for its running callbacks.
+pub(crate) struct Control {
+    dev: NonNull<NvmeDev<'static>>,
+}
+
+// SAFETY: `NvmeDev` is only used through `&` here, and every part of it
+// reachable through `&` is `Sync` (locks, atomics, C objects with their own
+// locking).
+unsafe impl Send for Control {}
+// SAFETY: as above.
+unsafe impl Sync for Control {}
+
+impl Control {
+    fn dev(&self) -> &NvmeDev<'_> {
+        // SAFETY: valid for as long as `self` is reachable (type invariant).
+        unsafe { self.dev.as_ref() }
+    }
+}
+
+/// Creates the directory of controller `instance`, or `None` without debugfs.
+pub(crate) fn create(
+    dev: &NvmeDev<'_>,
+    instance: u32,
+) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
+    let root = ROOT.load(Ordering::Acquire);
+    if root.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: set by the module before registering the driver and cleared
+    // only after it is unregistered (`set_root`).
+    let root = unsafe { &*root };
+    let name = CString::try_from_fmt(fmt!("rnvme{}", instance))?;
+    let ctl = Control {
+        dev: NonNull::from(dev).cast(),
+    };
+    let scope = KBox::pin_init(
+        root.scope(ctl, &name, |ctl, dir| {
+            dir.read_write_callback_file(c"dbbuf", ctl, &dbbuf_show, &dbbuf_store);
+            dir.write_only_callback_file(c"reset", ctl, &reset_store);
+            dir.read_write_callback_file(c"stats", ctl, &stats_show, &stats_clear);
+            dir.read_callback_file(c"summary", ctl, &summary_show);
+        }),
+        GFP_KERNEL,
+    )?;
+    Ok(Some(scope))
+}
+
+/// Reads a short user write as trimmed bytes.
+fn read_word<'a>(r: &mut UserSliceReader, buf: &'a mut [u8; 16]) -> Result<&'a [u8]> {
+    let n = r.len();
+    let dst = buf.get_mut(..n).ok_or(EINVAL)?;
+    r.read_slice(dst)?;
+    Ok(dst.trim_ascii())
+}
+
+fn dbbuf_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", if ctl.dev().dbbuf_on() { "on" } else { "off" })
+}
+
+fn dbbuf_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    let on = match read_word(r, &mut buf)? {
+        b"1" | b"on" | b"y" => true,
+        b"0" | b"off" | b"n" => false,
+        _ => return Err(EINVAL),
+    };
+    ctl.dev().reset(Some(on))
+}
+
+fn reset_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    read_word(r, &mut buf)?;
+    ctl.dev().reset(None)
+}
+
+fn stats_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "qid submitted reaped sq_mmio cq_mmio sq_shadow_only cq_shadow_only"
+    )?;
+    for q in ctl.dev().io_queues() {
+        let [a, b, c, d, e, g] = q.stats.snapshot();
+        writeln!(f, "{} {} {} {} {} {} {}", q.qid, a, b, c, d, e, g)?;
+    }
+    Ok(())
+}
+
+fn stats_clear(ctl: &Control, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    read_word(r, &mut buf)?;
+    for q in ctl.dev().io_queues() {
+        q.stats.clear();
+    }
+    Ok(())
+}
+
+fn summary_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let dev = ctl.dev();
+    let mut t = [0u64; 6];
+    let mut n = 0;
+    for q in dev.io_queues() {
+        for (sum, v) in t.iter_mut().zip(q.stats.snapshot()) {
+            *sum += v;
+        }
+        n += 1;
+    }
+    let [sub, reaped, sq_mmio, cq_mmio, sq_sh, cq_sh] = t;
+    // MMIO doorbell writes per submitted command, in 1/10000.
+    let per = (sq_mmio + cq_mmio)
+        .saturating_mul(10_000)
+        .checked_div(sub)
+        .unwrap_or(0);
+    writeln!(
+        f,
+        "rnvme{}: dbbuf {}, {} I/O queues, {} submitted, {} reaped, MMIO doorbells sq {} cq {}, shadow-only sq {} cq {}, MMIO doorbells per command {}.{:04}, resets {}",
+        dev.instance,
+        if dev.dbbuf_on() { "on" } else { "off" },
+        n,
+        sub,
+        reaped,
+        sq_mmio,
+        cq_mmio,
+        sq_sh,
+        cq_sh,
+        per / 10_000,
+        per % 10_000,
+        dev.resets(),
+    )
+}

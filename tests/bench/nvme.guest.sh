@@ -1,0 +1,62 @@
+# In-guest half of tools/bench: the same fio jobs through nvme_dbbuf with
+# shadow doorbells off, on, and through the in-tree nvme driver, on two
+# identical emulated controllers, one configuration active at a time.  Each
+# run is bracketed in QEMU's trace by reads of BAR0 offset 0x18 (a reserved
+# register no driver reads); the host half counts the doorbells in between.
+# Environment: BENCH_OUT (results dir), BENCH_RUNTIME (s per run),
+# BENCH_JOBS (subset of: randread-4k-qd32 randread-4k-qd1 read-128k-qd32).
+set -euo pipefail
+. "$RFL_REPO/tests/vm/lib.sh"
+out=${BENCH_OUT:?}
+runtime=${BENCH_RUNTIME:-8}
+jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32}
+mkdir -p "$out"
+: >"$out/marks.txt"
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+echo "rfl-test-begin bench" >/dev/kmsg
+
+read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
+[ -n "${a:-}" ] && [ -n "${b:-}" ] || fail "need two NVMe controllers"
+trace_mark() {
+	echo "$1" >>"$out/marks.txt"
+	bar0_read "$a" 0x18 4 >/dev/null
+}
+
+# $b belongs to the in-tree driver, $a to ours.
+echo nvme >"/sys/bus/pci/devices/$b/driver_override"
+insmod "$REPO/nvme_dbbuf.ko"
+modprobe nvme
+[ "$(pci_driver "$b")" = nvme ] || echo "$b" >/sys/bus/pci/drivers/nvme/bind
+[ "$(pci_driver "$a")" = nvme_dbbuf ] || fail "$a not bound to nvme_dbbuf"
+ours=$(ls "/sys/bus/pci/devices/$a/block" | head -n 1)
+# The in-tree driver's only controller here: its first namespace.
+theirs=nvme0n1
+for i in $(seq 100); do [ -b "/dev/$ours" ] && [ -b "/dev/$theirs" ] && break; sleep 0.1; done
+[ -b "/dev/$ours" ] && [ -b "/dev/$theirs" ] || fail "disks missing: '$ours' '$theirs'"
+dfs=/sys/kernel/debug/nvme_dbbuf/${ours%n*}
+echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s per run"
+dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
+
+for job in $jobs; do
+	IFS=- read -r rw bs qd <<<"$job"
+	qd=${qd#qd}
+	for cfg in nvme_dbbuf:0 nvme_dbbuf:1 nvme:1; do
+		drv=${cfg%:*} on=${cfg#*:}
+		if [ "$drv" = nvme_dbbuf ]; then
+			[ "$(cat "$dfs/dbbuf")" = "$([ "$on" = 1 ] && echo on || echo off)" ] || echo "$on" >"$dfs/dbbuf"
+			dev=/dev/$ours
+		else
+			dev=/dev/$theirs
+		fi
+		name=$drv-$on-$job
+		trace_mark "$name-begin"
+		fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
+			--rw="$rw" --bs="$bs" --iodepth="$qd" --time_based --runtime="$runtime" \
+			--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
+			>/dev/null 2>&1 || fail "fio $name"
+		trace_mark "$name-end"
+		echo "  $name done"
+	done
+done
+rmmod nvme_dbbuf
+check_splats
