@@ -174,6 +174,7 @@ impl<'bound> NvmeDev<'bound> {
                 BlkShared {
                     dev: blk::dev_raw(pdev.as_ref()),
                     queues: KVec::new(),
+                    owner: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
                 },
                 GFP_KERNEL,
             )?,
@@ -327,6 +328,8 @@ impl<'bound> NvmeDev<'bound> {
                     block_size: bs,
                     max_transfer,
                     write_cache: id.has_vwc(),
+                    write_zeroes: id.has_write_zeroes(),
+                    discard: id.has_dsm(),
                 },
                 name.get(..len).unwrap_or(&[]),
                 ns.capacity_sectors(),
@@ -483,25 +486,41 @@ impl NvmeDev<'_> {
         Ok(on)
     }
 
-    /// Controller reset with the block queues frozen: waits for in-flight
-    /// requests, disables the controller (which forgets its queues and the
-    /// doorbell buffers), enables it, and rebuilds the queues, with shadow
-    /// doorbells if `dbbuf` says so (`None`: as before).  If the controller
-    /// does not come back, the queues fail requests from then on.
+    /// Controller reset: stops dispatch, disables the controller (which
+    /// forgets its queues and the doorbell buffers), takes back every
+    /// command still in flight for requeueing, enables the controller and
+    /// rebuilds the queues, with shadow doorbells if `dbbuf` says so (`None`:
+    /// as before), then lets the requeued commands run again.  If the
+    /// controller does not come back the queues fail requests from then on.
     pub(crate) fn reset(&self, dbbuf: Option<bool>) -> Result {
-        let pdev = self.ctrl.pdev;
         let _guard = self.reset_lock.lock();
+        self.reset_locked(dbbuf)
+    }
+
+    fn reset_locked(&self, dbbuf: Option<bool>) -> Result {
+        let pdev = self.ctrl.pdev;
         let want = dbbuf.unwrap_or_else(|| self.dbbuf_on());
         dev_ddbg!(
             pdev,
-            "reset: freezing, then dbbuf {}
-",
+            "reset: quiescing, then dbbuf {}\n",
             if want { "on" } else { "off" }
         );
-        for d in &self.disks {
-            d.freeze();
+        if let Some(t) = &self.tagset {
+            t.quiesce();
         }
-        let r = self.reinit(want);
+        // A controller that will not stop is reset anyway: enable() below
+        // fails and the queues are marked dead.
+        let disabled = self.ctrl.disable();
+        for irq in &self.irqs {
+            irq.synchronize();
+        }
+        // Completions posted before the disable are still good.
+        for q in self.io_queues() {
+            q.reap(|cqe| <blk::IoCompleter as irq::Completer>::complete(q, cqe));
+        }
+        let cancelled = self.tagset.as_ref().map_or(0, |t| t.cancel_inflight());
+        dev_ddbg!(pdev, "reset: {} command(s) in flight requeued\n", cancelled);
+        let r = disabled.and_then(|()| self.reinit(want));
         match r {
             Ok(on) => {
                 self.dbbuf_on.store(on, Ordering::Relaxed);
@@ -511,28 +530,69 @@ impl NvmeDev<'_> {
                 }
                 dev_info!(
                     pdev,
-                    "controller reset done, {} doorbells
-",
-                    if on { "shadow" } else { "MMIO" }
+                    "controller reset done, {} doorbells, {} command(s) requeued\n",
+                    if on { "shadow" } else { "MMIO" },
+                    cancelled
                 );
             }
             Err(e) => {
-                dev_err!(
-                    pdev,
-                    "controller reset failed ({:?}): failing I/O
-",
-                    e
-                );
+                dev_err!(pdev, "controller reset failed ({:?}): failing I/O\n", e);
                 self.dbbuf_on.store(false, Ordering::Relaxed);
                 for q in self.io_queues() {
                     q.set_dead(true);
                 }
             }
         }
-        for d in &self.disks {
-            d.unfreeze();
+        if let Some(t) = &self.tagset {
+            t.unquiesce();
         }
         r.map(|_| ())
+    }
+
+    /// An I/O command timed out.  The first time, ask the controller to
+    /// abort it and wait another timeout period; the second time, reset the
+    /// controller, which requeues it.  Returns true if the request was
+    /// handed back (the reset ran), false to re-arm its timer.
+    pub(crate) fn io_timeout(&self, qid: u16, cid: u16, first: bool) -> bool {
+        let pdev = self.ctrl.pdev;
+        if first {
+            dev_warn!(
+                pdev,
+                "I/O command {:#x} on queue {} timed out, sending Abort\n",
+                cid,
+                qid
+            );
+            match self.ctrl.admin_cmd(cmd::abort(qid, cid)) {
+                // Dword 0 bit 0 clear: the command was aborted; its
+                // completion (with an abort status) is on its way.
+                Ok(r) => dev_ddbg!(
+                    pdev,
+                    "abort of {:#x}: status {:#x}, {}\n",
+                    cid,
+                    r.status.0,
+                    if r.dw0 & 1 == 0 {
+                        "aborted"
+                    } else {
+                        "not aborted"
+                    }
+                ),
+                Err(e) => dev_warn!(pdev, "Abort failed: {:?}\n", e),
+            }
+            return false;
+        }
+        // A reset already running (a switch, or another timeout) takes this
+        // request back too.
+        let Some(_guard) = self.reset_lock.try_lock() else {
+            return false;
+        };
+        dev_warn!(
+            pdev,
+            "I/O command {:#x} on queue {} timed out after Abort: resetting\n",
+            cid,
+            qid
+        );
+        let _ = self.reset_locked(None);
+        true
     }
 
     fn reinit(&self, want_dbbuf: bool) -> Result<bool> {
@@ -600,9 +660,19 @@ impl pci::Driver for NvmeDbbufDriver {
         pdev.set_master();
         // SAFETY: no DMA allocation or mapping exists yet for this device.
         unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
+        // PRPs describe a segment of any length, page by page; without this
+        // the DMA layer assumes 64 KiB and DMA debug flags merged segments.
+        // SAFETY: as above, nothing is allocated or mapped yet.
+        unsafe { pdev.dma_set_max_seg_size(u32::MAX) };
 
         let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
         let dev = KBox::new(NvmeDev::start(pdev, bar)?, GFP_KERNEL)?;
+        // From here on the timeout handler can find the controller (boxed:
+        // the address is stable; the tag set goes before it).
+        dev.shared.owner.store(
+            core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut().cast(),
+            Ordering::Release,
+        );
         let debugfs = debugfs::create(&dev, dev.instance)?;
         Ok(DriverData {
             _debugfs: debugfs,

@@ -10,7 +10,10 @@
 //! `// SAFETY:` argument.  Nothing here is used before the controller and its
 //! queues exist, and everything here is torn down before they go.
 
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    sync::atomic::{AtomicPtr, Ordering},
+};
 
 use kernel::{bindings, prelude::*, static_lock_class};
 
@@ -18,6 +21,7 @@ use crate::cmd::{self, Cqe, Sqe};
 use crate::irq::Completer;
 use crate::prp;
 use crate::queue::Queue;
+use crate::NvmeDev;
 
 /// Most DMA segments per request.
 pub(crate) const MAX_SEGS: usize = 128;
@@ -62,6 +66,10 @@ struct Iod {
     /// earlier use of the same tag is recognised as stale.
     generation: u8,
     status: u16,
+    /// An Abort was sent for this use of the request (first timeout).
+    abort_sent: bool,
+    /// Cancelled by a controller reset: requeue instead of completing.
+    cancelled: bool,
     prp_list: *mut u64,
     prp_dma: bindings::dma_addr_t,
 }
@@ -70,6 +78,8 @@ struct Iod {
 pub(crate) struct BlkShared {
     pub(crate) dev: *mut bindings::device,
     pub(crate) queues: KVec<Pin<KBox<Queue>>>,
+    /// The controller, for the timeout handler; null until probe is done.
+    pub(crate) owner: AtomicPtr<NvmeDev<'static>>,
 }
 
 // SAFETY: `dev` is a device reference held for the lifetime of the driver
@@ -130,6 +140,37 @@ impl TagSet {
     }
 }
 
+impl TagSet {
+    /// Stops dispatch to every hardware queue, waiting for `queue_rq` calls
+    /// in progress.
+    pub(crate) fn quiesce(&self) {
+        // SAFETY: allocated in `new` (invariant).
+        unsafe { bindings::blk_mq_quiesce_tagset(self.set) };
+    }
+
+    pub(crate) fn unquiesce(&self) {
+        // SAFETY: allocated in `new` (invariant).
+        unsafe { bindings::blk_mq_unquiesce_tagset(self.set) };
+    }
+
+    /// Hands every request still in flight back to the block layer for
+    /// requeueing.  Only after the controller is disabled and its completion
+    /// queues reaped; returns how many there were.
+    pub(crate) fn cancel_inflight(&self) -> u32 {
+        let mut n = 0u32;
+        // SAFETY: allocated in `new` (invariant); `cancel_one` only uses
+        // `data` as the counter passed here.
+        unsafe {
+            bindings::blk_mq_tagset_busy_iter(
+                self.set,
+                Some(cancel_one),
+                core::ptr::from_mut(&mut n).cast(),
+            )
+        };
+        n
+    }
+}
+
 impl Drop for TagSet {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` (invariant); every disk using it was
@@ -145,6 +186,8 @@ pub(crate) struct Limits {
     pub(crate) block_size: u32,
     pub(crate) max_transfer: u64,
     pub(crate) write_cache: bool,
+    pub(crate) write_zeroes: bool,
+    pub(crate) discard: bool,
 }
 
 /// A namespace's disk, deleted on drop.
@@ -194,6 +237,18 @@ impl Disk {
         if lim.write_cache {
             l.features |= BLK_FEAT_WRITE_CACHE;
         }
+        // Both count blocks; Write Zeroes in 16 bits (0's based), a DSM
+        // range in 32.  One range per Dataset Management command.
+        let sectors_per_block = lim.block_size >> 9;
+        if lim.write_zeroes {
+            l.max_write_zeroes_sectors = u32::from(u16::MAX) * sectors_per_block;
+        }
+        if lim.discard {
+            // A bio carries at most 4 GiB - 1 bytes; whole blocks only.
+            l.max_hw_discard_sectors = (u32::MAX >> 9) & !(sectors_per_block - 1);
+            l.max_discard_segments = 1;
+            l.discard_granularity = lim.block_size;
+        }
         let ns = KBox::into_raw(KBox::new(ns, GFP_KERNEL)?);
         // SAFETY: `set.set` is an allocated tag set; `l` is valid for the
         // call; `ns` stays valid until `drop` (after del_gendisk).
@@ -225,21 +280,6 @@ impl Disk {
             return Err(Error::from_errno(ret));
         }
         Ok(Self { disk, ns })
-    }
-}
-
-impl Disk {
-    /// Waits until no request is in flight on this disk and holds new ones
-    /// back, until [`Self::unfreeze`].
-    pub(crate) fn freeze(&self) {
-        // SAFETY: the disk was added in `new` (invariant) and not yet deleted.
-        unsafe { bindings::blk_mq_freeze_queue_nomemsave((*self.disk).queue) };
-    }
-
-    /// Lets requests in again after [`Self::freeze`].
-    pub(crate) fn unfreeze(&self) {
-        // SAFETY: as in `freeze`, which the caller called before.
-        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore((*self.disk).queue) };
     }
 }
 
@@ -365,6 +405,60 @@ unsafe fn unmap(ns: &Ns, iod: &mut Iod) {
     }
 }
 
+/// The request's first block and block count, if it is whole blocks.
+///
+/// # Safety
+///
+/// `rq` is a request of our tag set on `ns`.
+unsafe fn block_range(ns: &Ns, rq: *mut bindings::request) -> Option<(u64, u32)> {
+    // SAFETY: caller guarantee.
+    let (sector, bytes) = unsafe { ((*rq).__sector, (*rq).__data_len) };
+    let blocks = bytes >> ns.lba_shift;
+    (blocks > 0 && blocks << ns.lba_shift == bytes).then(|| (sector >> (ns.lba_shift - 9), blocks))
+}
+
+/// Write Zeroes: no data, at most 65535 blocks (the queue limit).
+///
+/// # Safety
+///
+/// `rq` is a request of our tag set on `ns`.
+unsafe fn build_write_zeroes(
+    ns: &Ns,
+    rq: *mut bindings::request,
+) -> Result<Sqe, bindings::blk_status_t> {
+    // SAFETY: caller guarantee.
+    let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
+    let blocks = u16::try_from(blocks).map_err(|_| BLK_STS_IOERR)?;
+    // SAFETY: as above; no data to map.
+    unsafe { iod(rq).nents = 0 };
+    Ok(cmd::write_zeroes(ns.nsid, slba, blocks))
+}
+
+/// Dataset Management deallocate with one range, which goes into the
+/// request's own PRP list page (the command carries no data otherwise).
+///
+/// # Safety
+///
+/// `rq` is a request of our tag set on `ns`.
+unsafe fn build_discard(
+    ns: &Ns,
+    rq: *mut bindings::request,
+) -> Result<Sqe, bindings::blk_status_t> {
+    // SAFETY: caller guarantee.
+    let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
+    // SAFETY: as above.
+    let iod = unsafe { iod(rq) };
+    iod.nents = 0;
+    // SAFETY: `prp_list` is a coherent page owned by this request, 8-byte
+    // aligned, larger than one 16-byte range.
+    unsafe {
+        iod.prp_list
+            .cast::<cmd::DsmRange>()
+            .write_volatile(cmd::DsmRange::new(slba, blocks))
+    };
+    Ok(cmd::discard(ns.nsid, 1, iod.prp_dma))
+}
+
 /// # Safety
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
@@ -399,6 +493,10 @@ unsafe extern "C" fn queue_rq(
         // SAFETY: as above.
         bindings::req_op_REQ_OP_WRITE => unsafe { build_rw(ns, rq, true) },
         bindings::req_op_REQ_OP_FLUSH => Ok(cmd::flush(ns.nsid)),
+        // SAFETY: as above.
+        bindings::req_op_REQ_OP_WRITE_ZEROES => unsafe { build_write_zeroes(ns, rq) },
+        // SAFETY: as above.
+        bindings::req_op_REQ_OP_DISCARD => unsafe { build_discard(ns, rq) },
         _ => Err(BLK_STS_NOTSUPP),
     };
     let sqe = match sqe {
@@ -415,6 +513,8 @@ unsafe extern "C" fn queue_rq(
     let iod = unsafe { iod(rq) };
     iod.generation = (iod.generation + 1) & 0xf;
     iod.status = 0;
+    iod.abort_sent = false;
+    iod.cancelled = false;
     let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
     // SAFETY: `rq` is a valid request about to be issued.
     unsafe { bindings::blk_mq_start_request(rq) };
@@ -439,6 +539,13 @@ unsafe extern "C" fn complete(rq: *mut bindings::request) {
     let (ns, iod) = unsafe { (&*(*(*rq).q).queuedata.cast::<Ns>(), iod(rq)) };
     // SAFETY: mapped (or not: `nents == 0`) by `build_rw`.
     unsafe { unmap(ns, iod) };
+    if iod.cancelled {
+        // A controller reset took the command away: run it again once the
+        // queues are back (the kick is held off until they are unquiesced).
+        // SAFETY: `rq` is ours and was in flight.
+        unsafe { bindings::blk_mq_requeue_request(rq, true) };
+        return;
+    }
     let status = cmd::Status(iod.status);
     let sts = if status.is_success() {
         BLK_STS_OK
@@ -503,6 +610,8 @@ unsafe extern "C" fn init_request(
             write: false,
             generation: 0,
             status: 0,
+            abort_sent: false,
+            cancelled: false,
             prp_list: list.cast(),
             prp_dma: dma,
         })
@@ -548,13 +657,56 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
-    // SAFETY: `rq` is ours.
-    let tag = unsafe { (*rq).tag };
-    // Abort and controller reset come with the error-handling work; until
-    // then keep waiting, loudly, rather than completing a request the
-    // controller may still DMA into.
-    pr_warn!("nvme_dbbuf: I/O tag {} timed out, waiting on\n", tag);
-    bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
+    // SAFETY: `rq` is ours: its queue's tag set has our `BlkShared`.
+    let shared = unsafe { &*(*(*(*rq).q).tag_set).driver_data.cast::<BlkShared>() };
+    let owner = shared.owner.load(Ordering::Acquire);
+    if owner.is_null() {
+        return bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER;
+    }
+    // SAFETY: set once probe finished; the controller outlives the tag set.
+    let dev = unsafe { &*owner };
+    // SAFETY: `rq` is ours and in flight.
+    let (iod, tag, qid) = unsafe { (iod(rq), (*rq).tag, (*(*rq).mq_hctx).queue_num + 1) };
+    let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
+    let first = !iod.abort_sent;
+    iod.abort_sent = true;
+    if dev.io_timeout(u16::try_from(qid).unwrap_or(u16::MAX), cid, first) {
+        bindings::blk_eh_timer_return_BLK_EH_DONE
+    } else {
+        bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
+    }
+}
+
+/// Whether fault injection (`io-timeout-fail`, `fail_io_timeout`) wants this
+/// completion dropped, as C drivers check with `blk_should_fake_timeout()`.
+///
+/// # Safety
+///
+/// `q` is a live request queue.
+unsafe fn should_fake_timeout(q: *mut bindings::request_queue) -> bool {
+    // SAFETY: `q` is live (caller); `queue_flags` is a plain bitmap word.
+    let flags = unsafe { core::ptr::read_volatile(&(*q).queue_flags) };
+    // SAFETY: as above.
+    flags & (1 << bindings::QUEUE_FLAG_FAIL_IO) != 0
+        && unsafe { bindings::__blk_should_fake_timeout(q) }
+}
+
+/// # Safety
+///
+/// Only called by `blk_mq_tagset_busy_iter` from [`TagSet::cancel_inflight`].
+unsafe extern "C" fn cancel_one(rq: *mut bindings::request, data: *mut c_void) -> bool {
+    // SAFETY: `rq` is a started request of our tag set.
+    let state = unsafe { core::ptr::read_volatile(&(*rq).state) };
+    if state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+        // SAFETY: as above; the controller is disabled and its completions
+        // reaped, so nothing else completes `rq`.
+        unsafe {
+            iod(rq).cancelled = true;
+            bindings::blk_mq_complete_request(rq);
+            *data.cast::<u32>() += 1;
+        }
+    }
+    true
 }
 
 const OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
@@ -597,6 +749,10 @@ impl Completer for IoCompleter {
             return;
         }
         iod.status = cqe.status().0;
+        // SAFETY: `rq` is ours, so is its queue.
+        if unsafe { should_fake_timeout((*rq).q) } {
+            return;
+        }
         // SAFETY: `rq` is in flight and this is its one completion.
         unsafe { bindings::blk_mq_complete_request(rq) };
     }

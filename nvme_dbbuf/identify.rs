@@ -94,6 +94,16 @@ impl IdCtrl {
     }
 
     /// Whether a volatile write cache is present (so FLUSH means something).
+    /// ONCS bit 3: Write Zeroes.
+    pub const fn has_write_zeroes(&self) -> bool {
+        self.oncs & (1 << 3) != 0
+    }
+
+    /// ONCS bit 2: Dataset Management (deallocate = discard).
+    pub const fn has_dsm(&self) -> bool {
+        self.oncs & (1 << 2) != 0
+    }
+
     pub const fn has_vwc(&self) -> bool {
         self.vwc & 1 != 0
     }

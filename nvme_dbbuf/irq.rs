@@ -135,6 +135,14 @@ impl QueueIrq {
     }
 }
 
+impl QueueIrq {
+    /// Waits for a running handler of this vector to return.
+    pub(crate) fn synchronize(&self) {
+        // SAFETY: `irq` is registered (type invariant).
+        unsafe { bindings::synchronize_irq(self.irq) };
+    }
+}
+
 impl Drop for QueueIrq {
     fn drop(&mut self) {
         // SAFETY: registered in `new` with this cookie (invariant); free_irq

@@ -3,7 +3,8 @@
 # identical emulated controllers, one configuration active at a time.  Each
 # run is bracketed in QEMU's trace by reads of BAR0 offset 0x18 (a reserved
 # register no driver reads); the host half counts the doorbells in between.
-# Environment: BENCH_OUT (results dir), BENCH_RUNTIME (s per run),
+# Environment: BENCH_OUT (results dir), BENCH_KO (where nvme_dbbuf.ko is),
+# BENCH_RUNTIME (s per run),
 # BENCH_JOBS (subset of: randread-4k-qd32 randread-4k-qd1 read-128k-qd32).
 set -euo pipefail
 . "$RFL_REPO/tests/vm/lib.sh"
@@ -24,7 +25,7 @@ trace_mark() {
 
 # $b belongs to the in-tree driver, $a to ours.
 echo nvme >"/sys/bus/pci/devices/$b/driver_override"
-insmod "$REPO/nvme_dbbuf.ko"
+insmod "${BENCH_KO:-$REPO}/nvme_dbbuf.ko"
 modprobe nvme
 [ "$(pci_driver "$b")" = nvme ] || echo "$b" >/sys/bus/pci/drivers/nvme/bind
 [ "$(pci_driver "$a")" = nvme_dbbuf ] || fail "$a not bound to nvme_dbbuf"

@@ -87,7 +87,8 @@ assert on_sh > 0 and on < off, (on, off)
 PY
 
 # Runtime switch and resets under a write+verify load: every switch is a
-# controller reset with the queues frozen, and nothing written is lost.
+# controller reset that requeues the commands in flight, and nothing written
+# is lost.
 echo 1 >"$dfs/dbbuf"
 echo 1 >"$dfs/stats"
 trace_mark "switch-begin"
