@@ -555,6 +555,12 @@ impl NvmeDev<'_> {
     /// handed back (the reset ran), false to re-arm its timer.
     pub(crate) fn io_timeout(&self, qid: u16, cid: u16, first: bool) -> bool {
         let pdev = self.ctrl.pdev;
+        // A reset already running (a switch, or another timeout) takes this
+        // request back; holding the lock also keeps a reset from re-enabling
+        // the controller under an Abort still waiting for its completion.
+        let Some(_guard) = self.reset_lock.try_lock() else {
+            return false;
+        };
         if first {
             dev_warn!(
                 pdev,
@@ -580,11 +586,6 @@ impl NvmeDev<'_> {
             }
             return false;
         }
-        // A reset already running (a switch, or another timeout) takes this
-        // request back too.
-        let Some(_guard) = self.reset_lock.try_lock() else {
-            return false;
-        };
         dev_warn!(
             pdev,
             "I/O command {:#x} on queue {} timed out after Abort: resetting\n",
