@@ -132,8 +132,6 @@ pub(crate) struct NvmeDev<'bound> {
     resets: AtomicU32,
     /// Serialises resets and mode switches.
     reset_lock: Pin<KBox<Mutex<()>>>,
-    /// I/O queues asked of Set Features Number of Queues.
-    want_queues: u16,
     pub(crate) instance: u32,
     ctrl: Ctrl<'bound>,
 }
@@ -182,7 +180,6 @@ impl<'bound> NvmeDev<'bound> {
             dbbuf_on: AtomicBool::new(false),
             resets: AtomicU32::new(0),
             reset_lock: KBox::pin_init(new_mutex!(()), GFP_KERNEL)?,
-            want_queues: 1,
             instance,
             ctrl,
         };
@@ -232,7 +229,6 @@ impl<'bound> NvmeDev<'bound> {
         let vectors = IrqVectors::alloc(pdev, granted)?;
         let nr = vectors.count().min(granted);
         let nvec = vectors.count();
-        self.want_queues = want;
         let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
         for i in 0..nr {
             let qid = u16::try_from(i + 1)?;
@@ -375,35 +371,27 @@ impl NvmeDev<'_> {
         let Some(db) = self.dbbuf.as_ref() else {
             dev_ddbg!(
                 pdev,
-                "dbbuf: controller lacks Doorbell Buffer Config (OACS bit 8)
-"
+                "dbbuf: controller lacks Doorbell Buffer Config (OACS bit 8)\n"
             );
             dev_info!(
                 pdev,
-                "Doorbell Buffer Config not supported: MMIO doorbells
-"
+                "Doorbell Buffer Config not supported: MMIO doorbells\n"
             );
             return false;
         };
         if !want {
             dev_ddbg!(
                 pdev,
-                "dbbuf: off by request (module parameter or debugfs)
-"
+                "dbbuf: off by request (module parameter or debugfs)\n"
             );
-            dev_info!(
-                pdev,
-                "shadow doorbells off by request: MMIO doorbells
-"
-            );
+            dev_info!(pdev, "shadow doorbells off by request: MMIO doorbells\n");
             return false;
         }
         let last = u16::try_from(self.shared.queues.len()).unwrap_or(u16::MAX);
         if db.max_qid().is_none_or(|m| m < last) {
             dev_info!(
                 pdev,
-                "{} I/O queues do not fit the doorbell buffers at this stride: MMIO doorbells
-",
+                "{} I/O queues do not fit the doorbell buffers at this stride: MMIO doorbells\n",
                 last
             );
             return false;
@@ -412,8 +400,7 @@ impl NvmeDev<'_> {
         db.zero();
         dev_ddbg!(
             pdev,
-            "dbbuf: zeroed shadow doorbell and EventIdx buffers ({} non-zero words before)
-",
+            "dbbuf: zeroed shadow doorbell and EventIdx buffers ({} non-zero words before)\n",
             stale
         );
         let (shadow, ei) = (db.shadow_dma(), db.eventidx_dma());
@@ -426,24 +413,17 @@ impl NvmeDev<'_> {
                 }
                 dev_info!(
                     pdev,
-                    "shadow doorbells on: Doorbell Buffer Config shadow {:#x} eventidx {:#x}
-",
+                    "shadow doorbells on: Doorbell Buffer Config shadow {:#x} eventidx {:#x}\n",
                     shadow,
                     ei
                 );
                 true
             }
             Err(e) => {
-                dev_ddbg!(
-                    pdev,
-                    "dbbuf: command failed: {:?}
-",
-                    e
-                );
+                dev_ddbg!(pdev, "dbbuf: command failed: {:?}\n", e);
                 dev_info!(
                     pdev,
-                    "Doorbell Buffer Config failed ({:?}): MMIO doorbells
-",
+                    "Doorbell Buffer Config failed ({:?}): MMIO doorbells\n",
                     e
                 );
                 false
@@ -478,8 +458,7 @@ impl NvmeDev<'_> {
         }
         dev_ddbg!(
             self.ctrl.pdev,
-            "dbbuf: {} I/O queue(s) created with {} doorbells
-",
+            "dbbuf: {} I/O queue(s) created with {} doorbells\n",
             self.shared.queues.len(),
             if on { "shadow" } else { "MMIO" }
         );
@@ -602,14 +581,16 @@ impl NvmeDev<'_> {
             q.reset();
         }
         self.ctrl.enable()?;
-        let want = self.want_queues;
-        let (sqs, cqs) = cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(want, want))?);
-        let have = u32::try_from(self.shared.queues.len())?;
+        // The queue count is a feature the reset cleared: ask for the
+        // queues we already have.
+        let have16 = u16::try_from(self.shared.queues.len())?;
+        let (sqs, cqs) =
+            cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(have16, have16))?);
+        let have = u32::from(have16);
         if sqs.min(cqs) < have {
             dev_err!(
                 self.ctrl.pdev,
-                "after reset the controller grants {} I/O queues, {} needed
-",
+                "after reset the controller grants {} I/O queues, {} needed\n",
                 sqs.min(cqs),
                 have
             );
@@ -674,7 +655,7 @@ impl pci::Driver for NvmeDbbufDriver {
             core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut().cast(),
             Ordering::Release,
         );
-        let debugfs = debugfs::create(&dev, dev.instance)?;
+        let debugfs = debugfs::create(&dev)?;
         Ok(DriverData {
             _debugfs: debugfs,
             _dev: dev,

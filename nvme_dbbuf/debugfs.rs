@@ -67,10 +67,7 @@ impl Control {
 }
 
 /// Creates the directory of controller `instance`, or `None` without debugfs.
-pub(crate) fn create(
-    dev: &NvmeDev<'_>,
-    instance: u32,
-) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
+pub(crate) fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
     let root = ROOT.load(Ordering::Acquire);
     if root.is_null() {
         return Ok(None);
@@ -78,7 +75,7 @@ pub(crate) fn create(
     // SAFETY: set by the module before registering the driver and cleared
     // only after it is unregistered (`set_root`).
     let root = unsafe { &*root };
-    let name = CString::try_from_fmt(fmt!("rnvme{}", instance))?;
+    let name = CString::try_from_fmt(fmt!("rnvme{}", dev.instance))?;
     let ctl = Control {
         dev: NonNull::from(dev).cast(),
     };
