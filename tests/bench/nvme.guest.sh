@@ -18,10 +18,7 @@ echo "rfl-test-begin bench" >/dev/kmsg
 
 read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
 [ -n "${a:-}" ] && [ -n "${b:-}" ] || fail "need two NVMe controllers"
-trace_mark() {
-	echo "$1" >>"$out/marks.txt"
-	bar0_read "$a" 0x18 4 >/dev/null
-}
+mark_phase() { trace_mark "$out/marks.txt" "$a" "$1"; }
 
 # $b belongs to the in-tree driver, $a to ours.
 echo nvme >"/sys/bus/pci/devices/$b/driver_override"
@@ -29,11 +26,9 @@ insmod "${BENCH_KO:-$REPO}/nvme_dbbuf.ko"
 modprobe nvme
 [ "$(pci_driver "$b")" = nvme ] || echo "$b" >/sys/bus/pci/drivers/nvme/bind
 [ "$(pci_driver "$a")" = nvme_dbbuf ] || fail "$a not bound to nvme_dbbuf"
-ours=$(ls "/sys/bus/pci/devices/$a/block" | head -n 1)
-# The in-tree driver's only controller here: its first namespace.
-theirs=nvme0n1
-for i in $(seq 100); do [ -b "/dev/$ours" ] && [ -b "/dev/$theirs" ] && break; sleep 0.1; done
-[ -b "/dev/$ours" ] && [ -b "/dev/$theirs" ] || fail "disks missing: '$ours' '$theirs'"
+ours=$(blkdev_of "$a") theirs=$(blkdev_of "$b")
+[ -n "$ours" ] && [ -n "$theirs" ] || fail "disks missing: '$ours' '$theirs'"
+ours=${ours#/dev/} theirs=${theirs#/dev/}
 dfs=/sys/kernel/debug/nvme_dbbuf/${ours%n*}
 echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s per run"
 dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
@@ -50,12 +45,12 @@ for job in $jobs; do
 			dev=/dev/$theirs
 		fi
 		name=$drv-$on-$job
-		trace_mark "$name-begin"
+		mark_phase "$name-begin"
 		fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
 			--rw="$rw" --bs="$bs" --iodepth="$qd" --time_based --runtime="$runtime" \
 			--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
 			>/dev/null 2>&1 || fail "fio $name"
-		trace_mark "$name-end"
+		mark_phase "$name-end"
 		echo "  $name done"
 	done
 done

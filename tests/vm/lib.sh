@@ -66,6 +66,26 @@ pci_unbind() {
 	echo >"/sys/bus/pci/devices/$bdf/driver_override"
 }
 
+# The namespace-1 disk (/dev/...) of PCI device $1 under whichever driver has
+# it: ours hangs it off the PCI device, the in-tree driver off its nvme<C>
+# device.  Waits up to 10 s for the node; prints nothing if there is none.
+blkdev_of() {
+	local d i
+	for i in $(seq 100); do
+		d=$(ls -d /sys/bus/pci/devices/$1/block/*n1 /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n1 2>/dev/null | head -n1)
+		[ -n "$d" ] && [ -b "/dev/$(basename "$d")" ] && { echo "/dev/$(basename "$d")"; return; }
+		sleep 0.1
+	done
+}
+
+# Phase marker in QEMU's trace: appends NAME to MARKS and reads BAR0 offset
+# 0x18 (reserved; no driver reads it) of PCI device BDF, which QEMU traces
+# as pci_nvme_mmio_read.  tools/nvme_trace.py splits the trace at them.
+trace_mark() { # MARKS BDF NAME
+	echo "$3" >>"$1"
+	bar0_read "$2" 0x18 4 >/dev/null
+}
+
 # Read a little-endian register of BAR0 of an unbound PCI device: bdf offset width.
 bar0_read() {
 	python3 - "$@" <<'PY'

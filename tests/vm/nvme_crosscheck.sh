@@ -6,29 +6,19 @@ bdf=$(nvme_bdfs | head -n1)
 modprobe nvme || fail "cannot load the in-tree nvme driver"
 head -c $((3 << 20)) /dev/urandom >/tmp/a
 head -c $((3 << 20)) /dev/urandom >/tmp/b
-# The namespace-1 disk of $bdf under whichever driver has it: ours hangs
-# it off the PCI device, the in-tree driver off its nvme<C> device.
-blkdev_of() {
-	local d i
-	for i in $(seq 100); do
-		d=$(ls -d /sys/bus/pci/devices/$bdf/block/*n1 /sys/bus/pci/devices/$bdf/nvme/nvme*/nvme*n1 2>/dev/null | head -n1)
-		[ -n "$d" ] && [ -b "/dev/$(basename "$d")" ] && { echo "/dev/$(basename "$d")"; return; }
-		sleep 0.1
-	done
-}
 insmod_ours nvme_dbbuf
 pci_bind "$bdf" nvme_dbbuf
-ours=$(blkdev_of)
+ours=$(blkdev_of "$bdf")
 [ "${ours#/dev/rnvme}" != "$ours" ] || fail "no rnvme disk for $bdf (got '$ours')"
 dd if=/tmp/a of="$ours" bs=64k seek=16 oflag=direct status=none || fail "write via $ours"
 pci_bind "$bdf" nvme
-theirs=$(blkdev_of)
+theirs=$(blkdev_of "$bdf")
 [ "${theirs#/dev/nvme}" != "$theirs" ] || fail "no in-tree nvme disk for $bdf (got '$theirs')"
 cmp <(dd if="$theirs" bs=64k skip=16 count=48 iflag=direct status=none) /tmp/a || fail "in-tree nvme reads back different data"
 log "written by nvme_dbbuf ($ours), read back identically by nvme ($theirs)"
 dd if=/tmp/b of="$theirs" bs=64k seek=64 oflag=direct status=none || fail "write via $theirs"
 pci_bind "$bdf" nvme_dbbuf
-ours=$(blkdev_of)
+ours=$(blkdev_of "$bdf")
 cmp <(dd if="$ours" bs=64k skip=64 count=48 iflag=direct status=none) /tmp/b || fail "nvme_dbbuf reads back different data"
 log "written by nvme ($theirs), read back identically by nvme_dbbuf ($ours)"
 echo "$bdf" >/sys/bus/pci/devices/$bdf/driver/unbind

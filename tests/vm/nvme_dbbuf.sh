@@ -11,19 +11,16 @@ mkdir -p "$out"
 : >"$out/marks.txt"
 
 bdf=$(nvme_bdfs | head -n 1)
-trace_mark() {
-	echo "$1" >>"$out/marks.txt"
-	bar0_read "$bdf" 0x18 4 >/dev/null
-}
+mark_phase() { trace_mark "$out/marks.txt" "$bdf" "$1"; }
 
 insmod_ours nvme_dbbuf dyndbg=+p
 wait_dmesg "nvme_dbbuf $bdf: rnvme[0-9]+n1: [0-9]+ sectors" 30 || fail "no disk on $bdf"
-disk=$(ls "/sys/bus/pci/devices/$bdf/block" 2>/dev/null | head -n 1)
+disk=$(blkdev_of "$bdf")
 [ -n "$disk" ] || fail "no block device under $bdf"
+disk=${disk#/dev/}
 ctl=${disk%n*}
 dfs=/sys/kernel/debug/nvme_dbbuf/$ctl
 [ -d "$dfs" ] || fail "no debugfs directory $dfs"
-for i in $(seq 50); do [ -b "/dev/$disk" ] && break; sleep 0.1; done
 log "$bdf: $disk, $(cat "$dfs/summary")"
 
 # Probe took the shadow path, and says where the buffers are.
@@ -39,12 +36,12 @@ dmesg_since | grep -q "nvme_dbbuf $bdf: dbbuf: zeroed shadow doorbell and EventI
 randread() {
 	local name=$1
 	echo 1 >"$dfs/stats"
-	trace_mark "$name-begin"
+	mark_phase "$name-begin"
 	fio --name=rr --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=32 \
 		--rw=randread --bs=4k --io_size=12m --norandommap --randrepeat=0 \
 		--output-format=json --output="$out/$name.json" >/dev/null 2>&1 ||
 		fail "fio $name failed"
-	trace_mark "$name-end"
+	mark_phase "$name-end"
 	cat "$dfs/stats" >"$out/$name.stats"
 	python3 - "$out/$name.json" "$out/$name.stats" "$name" <<'PY' || fail "fio $name: bad result"
 import json, sys
@@ -91,7 +88,7 @@ PY
 # is lost.
 echo 1 >"$dfs/dbbuf"
 echo 1 >"$dfs/stats"
-trace_mark "switch-begin"
+mark_phase "switch-begin"
 mark switch
 fio --name=sw --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=16 \
 	--rw=randwrite --bs=4k --size=24m --verify=crc32c --do_verify=1 --verify_fatal=1 \
@@ -118,7 +115,7 @@ for op in reset dbbuf=0 reset dbbuf=1 reset; do
 	n_ops=$((n_ops + 1))
 done
 wait $fio_pid || { tail -c 800 "$out/switch.json"; fail "fio verify across switches failed"; }
-trace_mark "switch-end"
+mark_phase "switch-end"
 log "during fio:$done_ops"
 [ "$n_ops" -eq 5 ] || fail "fio finished before all 5 switches/resets ($done_ops)"
 python3 - "$out/switch.json" <<'PY' || fail "verify JSON"

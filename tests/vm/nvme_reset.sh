@@ -4,23 +4,24 @@
 # the block layer's fault injection (io-timeout-fail + fail_io_timeout), the
 # same hook C drivers honour through blk_should_fake_timeout().
 insmod_ours nvme_dbbuf dyndbg=+p
-wait_dmesg "rnvme0n1: [0-9]+ sectors" 30 || fail "no rnvme0n1 disk"
-for i in $(seq 50); do [ -b /dev/rnvme0n1 ] && break; sleep 0.1; done
+dev=$(blkdev_of "$(nvme_bdfs | head -n 1)")
+[ -n "$dev" ] || fail "no disk"
+sys=/sys/block/${dev#/dev/}
 fi_dir=/sys/kernel/debug/fail_io_timeout
 [ -d $fi_dir ] || fail "no $fi_dir (CONFIG_FAIL_IO_TIMEOUT)"
-echo 2000 >/sys/block/rnvme0n1/queue/io_timeout
-echo 1 >/sys/block/rnvme0n1/io-timeout-fail
+echo 2000 >$sys/queue/io_timeout
+echo 1 >$sys/io-timeout-fail
 echo 100 >$fi_dir/probability
 echo 0 >$fi_dir/interval
 echo 1 >$fi_dir/times
 echo 0 >$fi_dir/verbose
 mark recovery
 out=/tmp/reset.json
-fio --name=rec --filename=/dev/rnvme0n1 --direct=1 --ioengine=libaio --iodepth=16 \
+fio --name=rec --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
 	--rw=randwrite --bs=4k --size=8m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output-format=json --output=$out >/dev/null 2>&1 ||
 	{ tail -c 600 $out; fail "fio failed across the recovery"; }
-echo 0 >/sys/block/rnvme0n1/io-timeout-fail
+echo 0 >$sys/io-timeout-fail
 echo 0 >$fi_dir/probability
 python3 - $out <<'PY' || fail "fio JSON"
 import json, sys
@@ -36,5 +37,5 @@ grep -q "timed out after Abort: resetting" <<<"$d" || fail "no reset after the s
 grep -qE "controller reset done, .* [1-9][0-9]* command\(s\) requeued" <<<"$d" || fail "reset requeued nothing"
 grep -qE "stale completion|invalid command id" <<<"$d" && fail "bad completions after the reset"
 # The disk still works after the reset.
-dd if=/dev/rnvme0n1 of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || fail "read after reset failed"
+dd if=$dev of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || fail "read after reset failed"
 rmmod nvme_dbbuf
