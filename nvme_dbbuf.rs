@@ -45,6 +45,11 @@ mod eventidx;
 mod identify;
 #[path = "nvme_dbbuf/irq.rs"]
 mod irq;
+#[path = "nvme_dbbuf/passthru.rs"]
+mod passthru;
+#[allow(dead_code, unreachable_pub)]
+#[path = "nvme_dbbuf/passthru_cmd.rs"]
+mod passthru_cmd;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/prp.rs"]
 mod prp;
@@ -52,6 +57,8 @@ mod prp;
 mod queue;
 #[path = "nvme_dbbuf/regs.rs"]
 mod regs;
+#[path = "nvme_dbbuf/reset_work.rs"]
+mod reset_work;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/spec.rs"]
 mod spec;
@@ -71,6 +78,7 @@ use dyndbg::{ddbg, dev_ddbg};
 use identify::{IdCtrl, IdNs, IDENTIFY_SIZE};
 use irq::{IrqVectors, QueueIrq};
 use queue::{DbPath, Queue};
+use reset_work::ResetWork;
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
 const NVME_CLASS: u32 = 0x01_08_02;
@@ -105,9 +113,10 @@ fn instance_put(n: u32) {
     INSTANCES.fetch_and(!(1u64 << n), Ordering::AcqRel);
 }
 
-/// The driver data: the controller, and its debugfs directory, which is
-/// removed first (it points at the controller).
+/// The driver data: the controller, and its character device and debugfs
+/// directory, which go first (they point at the controller).
 struct DriverData<'bound> {
+    _chardev: Pin<KBox<passthru::CharDev>>,
     _debugfs: Option<Pin<KBox<Scope<debugfs::Control>>>>,
     _dev: KBox<NvmeDev<'bound>>,
 }
@@ -124,6 +133,11 @@ pub(crate) struct NvmeDev<'bound> {
     tagset: Option<TagSet>,
     vectors: Option<IrqVectors<'bound>>,
     shared: KBox<BlkShared>,
+    /// Reset requested by a completion with a bad command id; outlives the
+    /// queues that queue it.
+    reset_work: Pin<KBox<ResetWork>>,
+    /// Set at unbind: a queued bad-completion reset no longer runs.
+    dying: AtomicBool,
     /// Shadow Doorbell / EventIdx buffers, if the controller supports the
     /// command (allocated once, reused after every reset).
     dbbuf: Option<DbBuf>,
@@ -176,6 +190,8 @@ impl<'bound> NvmeDev<'bound> {
                 },
                 GFP_KERNEL,
             )?,
+            reset_work: KBox::pin_init(ResetWork::new(), GFP_KERNEL)?,
+            dying: AtomicBool::new(false),
             dbbuf: None,
             dbbuf_on: AtomicBool::new(false),
             resets: AtomicU32::new(0),
@@ -236,6 +252,7 @@ impl<'bound> NvmeDev<'bound> {
                 Queue::new(pdev.as_ref(), qid, depth, self.ctrl.doorbells(qid)?)?,
                 GFP_KERNEL,
             )?;
+            q.set_reset_work(&self.reset_work);
             self.shared.queues.push(q, GFP_KERNEL)?;
         }
         if id.has_dbbuf() {
@@ -506,6 +523,7 @@ impl NvmeDev<'_> {
                 self.resets.fetch_add(1, Ordering::Relaxed);
                 for q in self.io_queues() {
                     q.set_dead(false);
+                    q.take_injected_bad_cid();
                 }
                 dev_info!(
                     pdev,
@@ -540,6 +558,19 @@ impl NvmeDev<'_> {
         let Some(_guard) = self.reset_lock.try_lock() else {
             return false;
         };
+        // A controller that is gone or has stopped cannot abort anything:
+        // reset at once (the queues are failed if it does not come back).
+        if let Some(csts) = self.ctrl.down() {
+            dev_warn!(
+                pdev,
+                "I/O command {:#x} on queue {} timed out, controller down (CSTS {:#x}): resetting\n",
+                cid,
+                qid,
+                csts
+            );
+            let _ = self.reset_locked(None);
+            return true;
+        }
         if first {
             dev_warn!(
                 pdev,
@@ -561,7 +592,11 @@ impl NvmeDev<'_> {
                         "not aborted"
                     }
                 ),
-                Err(e) => dev_warn!(pdev, "Abort failed: {:?}\n", e),
+                Err(e) => {
+                    dev_warn!(pdev, "Abort failed ({:?}): resetting\n", e);
+                    let _ = self.reset_locked(None);
+                    return true;
+                }
             }
             return false;
         }
@@ -573,6 +608,27 @@ impl NvmeDev<'_> {
         );
         let _ = self.reset_locked(None);
         true
+    }
+
+    /// The reset work's body: a completion named no request in flight.
+    fn reset_after_bad_completion(&self) {
+        let _guard = self.reset_lock.lock();
+        if self.dying.load(Ordering::Relaxed) {
+            return;
+        }
+        dev_warn!(
+            self.ctrl.pdev,
+            "resetting the controller after a completion with a bad command id\n"
+        );
+        let _ = self.reset_locked(None);
+    }
+
+    /// Test hook (debugfs `inject`): the next completion on every I/O queue
+    /// gets a wrong command id.
+    pub(crate) fn inject_bad_cid(&self) {
+        for q in self.io_queues() {
+            q.inject_bad_cid();
+        }
     }
 
     fn reinit(&self, want_dbbuf: bool) -> Result<bool> {
@@ -602,8 +658,15 @@ impl NvmeDev<'_> {
 
 impl Drop for NvmeDev<'_> {
     fn drop(&mut self) {
+        // A bad-completion reset queued from now on does nothing.
+        self.dying.store(true, Ordering::Relaxed);
+        drop(self.reset_lock.lock());
         // Disks first: del_gendisk flushes and waits for outstanding I/O.
         self.disks.clear();
+        // No interrupt, so nothing queues the reset work any more; then wait
+        // for one that is running.
+        self.irqs.clear();
+        self.reset_work.cancel_sync();
         // Then tell the controller we are done: delete the I/O queues (SQ
         // before its CQ) and shut down, so it stops touching our memory
         // before the rings are freed.
@@ -655,8 +718,11 @@ impl pci::Driver for NvmeDbbufDriver {
             core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut().cast(),
             Ordering::Release,
         );
+        dev.reset_work.set_owner(&dev);
         let debugfs = debugfs::create(&dev)?;
+        let chardev = passthru::CharDev::new(&dev)?;
         Ok(DriverData {
+            _chardev: chardev,
             _debugfs: debugfs,
             _dev: dev,
         })

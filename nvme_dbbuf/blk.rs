@@ -206,8 +206,10 @@ unsafe impl Send for Disk {}
 // SAFETY: as above.
 unsafe impl Sync for Disk {}
 
+/// No callbacks; `owner` pins the module while a disk is open, so rmmod
+/// cannot free this table (and the code behind the disk) under an open file.
 const FOPS: bindings::block_device_operations = bindings::block_device_operations {
-    owner: core::ptr::null_mut(),
+    owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
     // SAFETY: all-zero (no callbacks) is a valid operations table.
     ..unsafe { core::mem::zeroed() }
 };
@@ -727,25 +729,31 @@ pub(crate) struct IoCompleter;
 
 impl Completer for IoCompleter {
     fn complete(queue: &Queue, cqe: &Cqe) {
-        let cid = cqe.cid();
+        let mut cid = cqe.cid();
+        if queue.take_injected_bad_cid() {
+            // A generation this tag is not at: looks like a stale completion.
+            cid ^= 0x8000;
+        }
         let tag = cid & 0xfff;
         let generation = (cid >> 12) as u8;
         let Some(rq) = queue.tag_to_rq(tag) else {
             pr_err!(
-                "nvme_dbbuf: queue {}: completion for invalid command id {:#x}\n",
+                "nvme_dbbuf: queue {}: completion for invalid command id {:#x}: resetting\n",
                 queue.qid,
                 cid
             );
+            queue.bad_completion();
             return;
         };
         // SAFETY: `rq` is a request of our tag set (from its tags).
         let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
         if iod.generation != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
             pr_err!(
-                "nvme_dbbuf: queue {}: stale completion for command id {:#x}\n",
+                "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
                 queue.qid,
                 cid
             );
+            queue.bad_completion();
             return;
         }
         iod.status = cqe.status().0;

@@ -98,6 +98,15 @@ impl<'bound> Ctrl<'bound> {
         Ok(csts)
     }
 
+    /// Whether an enabled controller has stopped working: CSTS reads
+    /// all-ones (gone from the bus), CFS, or RDY clear (not running, or its
+    /// registers no longer decode).  Returns the raw CSTS if so.
+    pub(crate) fn down(&self) -> Option<u32> {
+        let csts = self.bar.read(regs::CSTS);
+        let raw = csts.into_raw();
+        (raw == u32::MAX || bool::from(csts.cfs()) || !bool::from(csts.rdy())).then_some(raw)
+    }
+
     /// Waits, bounded by CAP.TO, for CSTS.RDY to read `ready`.
     fn wait_ready(&self, ready: bool) -> Result {
         read_poll_timeout(
@@ -195,7 +204,13 @@ impl<'bound> Ctrl<'bound> {
                 });
                 match done {
                     Some(d) => Ok(Some(d)),
-                    None => self.csts(true).map(|_| None),
+                    // Admin commands run on an enabled controller only: not
+                    // ready any more means it will not answer.
+                    None => match self.csts(true) {
+                        Ok(c) if bool::from(c.rdy()) => Ok(None),
+                        Ok(_) => Err(ENODEV),
+                        Err(e) => Err(e),
+                    },
                 }
             },
             Option::is_some,

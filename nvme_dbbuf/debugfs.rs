@@ -8,6 +8,9 @@
 //! - `reset`: write anything for a controller reset in the same mode.
 //! - `stats`: read one line per I/O queue; write anything to zero them.
 //! - `summary`: read one line for the controller.
+//! - `inject`: test hook; write `bad_cid` and the next completion on each
+//!   I/O queue is handled as if it carried a stale command id (the driver
+//!   drops it and resets the controller, which requeues the command).
 
 use core::{
     fmt,
@@ -85,6 +88,7 @@ pub(crate) fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>
             dir.write_only_callback_file(c"reset", ctl, &reset_store);
             dir.read_write_callback_file(c"stats", ctl, &stats_show, &stats_clear);
             dir.read_callback_file(c"summary", ctl, &summary_show);
+            dir.write_only_callback_file(c"inject", ctl, &inject_store);
         }),
         GFP_KERNEL,
     )?;
@@ -117,6 +121,15 @@ fn reset_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     read_word(r, &mut buf)?;
     ctl.dev().reset(None)
+}
+
+fn inject_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 16];
+    match read_word(r, &mut buf)? {
+        b"bad_cid" => ctl.dev().inject_bad_cid(),
+        _ => return Err(EINVAL),
+    }
+    Ok(())
 }
 
 fn stats_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -21,6 +21,7 @@ use kernel::{
 
 use crate::cmd::{Cqe, Sqe};
 use crate::dbbuf::Shadow;
+use crate::reset_work::ResetWork;
 use crate::spec;
 
 // SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
@@ -188,6 +189,12 @@ pub(crate) struct Queue {
     pub(crate) stats: Stats,
     /// Set when a reset failed to bring the queue back: requests fail fast.
     dead: AtomicBool,
+    /// The controller's reset work, queued when a completion names no
+    /// request in flight; null until the controller sets it.  It outlives
+    /// the queue (driver data field order).
+    reset_work: AtomicPtr<ResetWork>,
+    /// Test hook (debugfs `inject`): garble the next completion's command id.
+    inject_bad_cid: AtomicBool,
 }
 
 impl Queue {
@@ -217,6 +224,8 @@ impl Queue {
             tags: AtomicPtr::new(core::ptr::null_mut()),
             stats: Stats::default(),
             dead: AtomicBool::new(false),
+            reset_work: AtomicPtr::new(core::ptr::null_mut()),
+            inject_bad_cid: AtomicBool::new(false),
         }? Error))
     }
 
@@ -269,6 +278,34 @@ impl Queue {
 
     pub(crate) fn set_dead(&self, dead: bool) {
         self.dead.store(dead, Ordering::Relaxed);
+    }
+
+    /// Where [`Self::bad_completion`] sends its reset request.  `work` must
+    /// outlive the queue.
+    pub(crate) fn set_reset_work(&self, work: &ResetWork) {
+        self.reset_work
+            .store(core::ptr::from_ref(work).cast_mut(), Ordering::Release);
+    }
+
+    /// A completion named no request in flight: the queue's contents are
+    /// unknown, so ask for a controller reset (from any context).
+    pub(crate) fn bad_completion(&self) {
+        let w = self.reset_work.load(Ordering::Acquire);
+        if !w.is_null() {
+            // SAFETY: set by `set_reset_work`, whose caller keeps the work
+            // alive for as long as the queue.
+            unsafe { &*w }.schedule();
+        }
+    }
+
+    /// Arms the test hook: the next completion reaped gets a wrong command id.
+    pub(crate) fn inject_bad_cid(&self) {
+        self.inject_bad_cid.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the test hook is armed (disarming it).
+    pub(crate) fn take_injected_bad_cid(&self) -> bool {
+        self.inject_bad_cid.swap(false, Ordering::Relaxed)
     }
 
     /// Publishes the tail if entries were queued since the last time.

@@ -18,3 +18,6 @@ pub mod nvme_identify;
 
 #[path = "../../nvme_dbbuf/eventidx.rs"]
 pub mod nvme_eventidx;
+
+#[path = "../../nvme_dbbuf/passthru_cmd.rs"]
+pub mod nvme_passthru;

@@ -100,3 +100,19 @@ PY
 # Our modules, freshly built at the repo root.
 insmod_ours() { insmod "$REPO/$1.ko" "${@:2}"; }
 rmmod_if_loaded() { ! grep -q "^$1 " /proc/modules || rmmod "$1"; }
+
+# Runs QMP commands (JSON, one per argument) on the host through
+# tools/qmp-relay (started by tools/vm-test); prints the answers, one per
+# line (device_del also waits for, and prints, DEVICE_DELETED).
+qmp() {
+	local d=$REPO/build/vm c i
+	rm -f "$d/qmp-response"
+	for c in "$@"; do echo "$c"; done >"$d/qmp-request.tmp"
+	mv "$d/qmp-request.tmp" "$d/qmp-request"
+	for ((i = 0; i < 900; i++)); do
+		[ -f "$d/qmp-response" ] && { cat "$d/qmp-response"; return 0; }
+		sleep 0.1
+	done
+	echo "qmp: no answer from tools/qmp-relay" >&2
+	return 1
+}

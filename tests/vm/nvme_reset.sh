@@ -3,6 +3,17 @@
 # fio's write+verify sees no error.  The completion is lost on purpose with
 # the block layer's fault injection (io-timeout-fail + fail_io_timeout), the
 # same hook C drivers honour through blk_should_fake_timeout().
+# fio JSON $1 wrote and verified $2 MiB, without error, across $3.
+verified() {
+	python3 - "$@" <<'PY' || fail "fio JSON"
+import json, sys
+t = open(sys.argv[1]).read()
+j = json.loads(t[t.index("{"):])["jobs"][0]
+n = int(sys.argv[2]) << 20
+assert j["error"] == 0 and j["write"]["io_bytes"] == n and j["read"]["io_bytes"] == n, j["error"]
+print(f"  {sys.argv[2]} MiB written and verified across {sys.argv[3]}")
+PY
+}
 insmod_ours nvme_dbbuf dyndbg=+p
 dev=$(blkdev_of "$(nvme_bdfs | head -n 1)")
 [ -n "$dev" ] || fail "no disk"
@@ -23,13 +34,7 @@ fio --name=rec --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
 	{ tail -c 600 $out; fail "fio failed across the recovery"; }
 echo 0 >$sys/io-timeout-fail
 echo 0 >$fi_dir/probability
-python3 - $out <<'PY' || fail "fio JSON"
-import json, sys
-t = open(sys.argv[1]).read()
-j = json.loads(t[t.index("{"):])["jobs"][0]
-assert j["error"] == 0 and j["write"]["io_bytes"] == 8 << 20 and j["read"]["io_bytes"] == 8 << 20, j["error"]
-print("  8 MiB written and verified across the recovery")
-PY
+verified $out 8 "the recovery"
 d=$(dmesg_since)
 grep -E "timed out|Abort|abort of|reset|requeued" <<<"$d" | sed 's/^\[[ 0-9.]*\] /  /'
 grep -q "timed out, sending Abort" <<<"$d" || fail "no Abort after the first timeout"
@@ -38,4 +43,29 @@ grep -qE "controller reset done, .* [1-9][0-9]* command\(s\) requeued" <<<"$d" |
 grep -qE "stale completion|invalid command id" <<<"$d" && fail "bad completions after the reset"
 # The disk still works after the reset.
 dd if=$dev of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || fail "read after reset failed"
+
+# A completion whose command id names no request in flight (a stale
+# generation here, made by the debugfs test hook): the driver drops it, logs
+# it, and resets the controller from a work item; the command it belonged
+# to is requeued, so fio's verify still passes.
+ctl=$(ls -d /sys/kernel/debug/nvme_dbbuf/rnvme*/ | head -n1)
+resets0=$(sed -n 's/.*resets \([0-9]*\).*/\1/p' "$ctl/summary")
+mark badcid
+fio --name=badcid --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
+	--rw=randwrite --bs=4k --size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 \
+	--output-format=json --output=$out >/dev/null 2>&1 &
+fio_pid=$!
+sleep 2
+echo bad_cid >"$ctl/inject"
+wait_dmesg "controller reset done" 60 || fail "no reset after the bad completion"
+wait $fio_pid || { tail -c 600 $out; fail "fio failed across the bad-completion reset"; }
+verified $out 16 "the bad-completion reset"
+d=$(dmesg_since)
+grep -E "stale completion|invalid command id|bad command id|reset done" <<<"$d" | sed 's/^\[[ 0-9.]*\] /  /'
+grep -qE "stale completion for command id 0x[0-9a-f]+: resetting" <<<"$d" || fail "bad completion not logged"
+grep -q "resetting the controller after a completion with a bad command id" <<<"$d" || fail "reset not from the bad completion"
+grep -qE "controller reset done, .* [1-9][0-9]* command\(s\) requeued" <<<"$d" || fail "the dropped command was not requeued"
+resets1=$(sed -n 's/.*resets \([0-9]*\).*/\1/p' "$ctl/summary")
+[ "$resets1" -gt "$resets0" ] || fail "reset counter did not move ($resets0 -> $resets1)"
+log "resets $resets0 -> $resets1"
 rmmod nvme_dbbuf

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The admin passthrough ABI nvme-cli speaks (`include/uapi/linux/nvme_ioctl.h`)
+//! and what this driver accepts through it.  `core` only: the module and
+//! the host tests include this file verbatim.
+
+/// `NVME_IOCTL_ADMIN_CMD`: `_IOWR('N', 0x41, struct nvme_passthru_cmd)`.
+pub const NVME_IOCTL_ADMIN_CMD: u32 = ioc_rw(0x41, CMD_SIZE);
+/// `NVME_IOCTL_ADMIN64_CMD`: `_IOWR('N', 0x47, struct nvme_passthru_cmd64)`.
+pub const NVME_IOCTL_ADMIN64_CMD: u32 = ioc_rw(0x47, CMD64_SIZE);
+
+/// `sizeof(struct nvme_passthru_cmd)`.
+pub const CMD_SIZE: usize = 72;
+/// `sizeof(struct nvme_passthru_cmd64)`.
+pub const CMD64_SIZE: usize = 80;
+/// Offset of `result` in the 32-bit form (`__u32`).
+pub const RESULT_OFFSET: usize = 68;
+/// Offset of `result` in the 64-bit form (`__u64`, after `rsvd2`).
+pub const RESULT64_OFFSET: usize = 72;
+
+/// Largest data buffer: one PRP list page is never needed beyond this, and
+/// every log and identify structure nvme-cli reads by default fits.
+pub const MAX_DATA_LEN: u32 = 64 * 1024;
+/// Controller page (CC.MPS = 0).
+pub const PAGE: u64 = 4096;
+
+const fn ioc_rw(nr: u32, size: usize) -> u32 {
+    // _IOC(_IOC_READ | _IOC_WRITE, 'N', nr, size) on x86 and arm64.
+    (3 << 30) | ((size as u32) << 16) | ((b'N' as u32) << 8) | nr
+}
+
+/// The fields of `struct nvme_passthru_cmd[64]` a command is built from
+/// (both forms agree up to `timeout_ms`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassthruCmd {
+    pub opcode: u8,
+    pub flags: u8,
+    pub nsid: u32,
+    pub cdw2: u32,
+    pub cdw3: u32,
+    pub metadata: u64,
+    pub addr: u64,
+    pub metadata_len: u32,
+    pub data_len: u32,
+    pub cdw10_15: [u32; 6],
+    pub timeout_ms: u32,
+}
+
+fn le32(b: &[u8], off: usize) -> u32 {
+    let mut w = [0u8; 4];
+    if let Some(s) = b.get(off..off + 4) {
+        w.copy_from_slice(s);
+    }
+    u32::from_le_bytes(w)
+}
+
+fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from(le32(b, off)) | (u64::from(le32(b, off + 4)) << 32)
+}
+
+impl PassthruCmd {
+    /// Decodes the user's structure; `None` if it is shorter than the
+    /// 32-bit form.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < CMD_SIZE {
+            return None;
+        }
+        let mut cdw10_15 = [0u32; 6];
+        for (i, w) in cdw10_15.iter_mut().enumerate() {
+            *w = le32(b, 40 + 4 * i);
+        }
+        let dw0 = le32(b, 0);
+        Some(Self {
+            opcode: dw0 as u8,
+            flags: (dw0 >> 8) as u8,
+            nsid: le32(b, 4),
+            cdw2: le32(b, 8),
+            cdw3: le32(b, 12),
+            metadata: le64(b, 16),
+            addr: le64(b, 24),
+            metadata_len: le32(b, 32),
+            data_len: le32(b, 36),
+            cdw10_15,
+            timeout_ms: le32(b, 64),
+        })
+    }
+}
+
+/// Which way the data buffer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    None,
+    /// Host to controller (opcode bit 0 set, as the in-tree driver reads it).
+    ToDevice,
+    FromDevice,
+}
+
+/// Why a command is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed for this driver: fused/SGL flags, metadata, oversized data
+    /// (`-EINVAL`).
+    Invalid,
+    /// A command that changes state this driver owns (`-EPERM`).
+    NotPermitted,
+}
+
+/// Admin opcodes refused: they change what the driver owns (its queues,
+/// command ids, doorbell buffers, namespaces and their formats) with no
+/// path here to notice, and an Asynchronous Event Request would occupy the
+/// polled admin queue until the controller has an event.
+pub const REFUSED_OPCODES: [u8; 11] = [
+    0x00, // Delete I/O Submission Queue
+    0x01, // Create I/O Submission Queue
+    0x04, // Delete I/O Completion Queue
+    0x05, // Create I/O Completion Queue
+    0x08, // Abort (command ids are the driver's)
+    0x0c, // Asynchronous Event Request
+    0x0d, // Namespace Management
+    0x15, // Namespace Attachment
+    0x7c, // Doorbell Buffer Config
+    0x80, // Format NVM
+    0x84, // Sanitize
+];
+
+/// What to do with an accepted command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub dir: Dir,
+    pub len: u32,
+}
+
+/// Checks `cmd` against what this driver accepts.
+pub fn plan(cmd: &PassthruCmd) -> Result<Plan, Refusal> {
+    if cmd.flags != 0 || cmd.metadata != 0 || cmd.metadata_len != 0 {
+        return Err(Refusal::Invalid);
+    }
+    if cmd.data_len > MAX_DATA_LEN {
+        return Err(Refusal::Invalid);
+    }
+    if REFUSED_OPCODES.contains(&cmd.opcode) {
+        return Err(Refusal::NotPermitted);
+    }
+    let dir = if cmd.data_len == 0 {
+        Dir::None
+    } else if cmd.opcode & 1 != 0 {
+        Dir::ToDevice
+    } else {
+        Dir::FromDevice
+    };
+    Ok(Plan {
+        dir,
+        len: cmd.data_len,
+    })
+}
+
+/// Controller pages a buffer of `len` bytes at a page-aligned address spans.
+pub const fn pages(len: u32) -> u64 {
+    (len as u64).div_ceil(PAGE)
+}
+
+/// PRP entries for a physically contiguous, page-aligned buffer of `len`
+/// bytes at `base`: PRP1, and PRP2 as the second page, or `list` when more
+/// than two pages are needed (its entries from [`list_entry`]).
+pub const fn prps(base: u64, len: u32, list: u64) -> (u64, u64) {
+    match pages(len) {
+        0 | 1 => (base, 0),
+        2 => (base, base + PAGE),
+        _ => (base, list),
+    }
+}
+
+/// Entry `i` of the PRP list of such a buffer: page `i + 1`.
+pub const fn list_entry(base: u64, i: u64) -> u64 {
+    base + (i + 1) * PAGE
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A controller reset requested from interrupt context.
+//!
+//! A completion whose command id names no request in flight means the
+//! controller and the driver no longer agree on the queue's contents; the
+//! queue cannot be trusted until the controller is reset.  The completion
+//! handler cannot sleep, so it queues this work item, which runs the reset in
+//! process context.  The 7.3 workqueue abstraction has no cancel, which
+//! unbind needs, so this wraps the C work item directly.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::{bindings, prelude::*, static_lock_class, types::Opaque};
+
+use crate::NvmeDev;
+
+/// The reset work item of one controller.
+///
+/// # Invariants
+///
+/// `work` was initialised with [`run`] as its function.  `owner` is null or
+/// points to the controller's boxed [`NvmeDev`], which cancels this work
+/// (`cancel_sync`) after the last thing that can queue it is gone and before
+/// it is freed.
+#[pin_data]
+pub(crate) struct ResetWork {
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    owner: AtomicPtr<NvmeDev<'static>>,
+}
+
+// SAFETY: the work item is only touched through the workqueue API, which
+// has its own locking; `owner` is atomic.
+unsafe impl Send for ResetWork {}
+// SAFETY: as above.
+unsafe impl Sync for ResetWork {}
+
+impl ResetWork {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is valid for writes; `run` matches `work_func_t`
+            // and the name and lock class are static.
+            work <- Opaque::ffi_init(|slot: *mut bindings::work_struct| unsafe {
+                bindings::init_work_with_key(
+                    slot,
+                    Some(run),
+                    false,
+                    c"nvme_dbbuf:reset".as_char_ptr(),
+                    static_lock_class!().as_ptr(),
+                )
+            }),
+            owner: AtomicPtr::new(core::ptr::null_mut()),
+        })
+    }
+
+    /// Points the work at its controller (once it has a stable address).
+    pub(crate) fn set_owner(&self, dev: &NvmeDev<'_>) {
+        self.owner.store(
+            core::ptr::from_ref(dev).cast_mut().cast(),
+            Ordering::Release,
+        );
+    }
+
+    /// Queues the reset; a reset already queued absorbs this request.
+    /// Callable from any context.
+    pub(crate) fn schedule(&self) {
+        // SAFETY: `work` is initialised (invariant); `system_wq` is always
+        // available.  Queueing an already pending item is a no-op.
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32,
+                bindings::system_wq,
+                self.work.get(),
+            )
+        };
+    }
+
+    /// Waits for a running reset and drops a queued one.
+    pub(crate) fn cancel_sync(&self) {
+        // SAFETY: `work` is initialised (invariant).
+        unsafe { bindings::cancel_work_sync(self.work.get()) };
+    }
+}
+
+/// The work function.
+///
+/// # Safety
+///
+/// Called by the workqueue with the `work` field of a live [`ResetWork`].
+unsafe extern "C" fn run(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `work` field of a `ResetWork` (the only item
+    // initialised with this function); `Opaque` is `repr(transparent)`.
+    let this = unsafe {
+        &*kernel::container_of!(
+            work.cast::<Opaque<bindings::work_struct>>(),
+            ResetWork,
+            work
+        )
+    };
+    let owner = this.owner.load(Ordering::Acquire);
+    if owner.is_null() {
+        return;
+    }
+    // SAFETY: the controller cancels this work before it is freed
+    // (invariant), so it is alive while we run.
+    unsafe { &*owner }.reset_after_bad_completion();
+}

@@ -1,0 +1,190 @@
+//! The admin passthrough ABI against the byte offsets of
+//! include/uapi/linux/nvme_ioctl.h, and the accept/refuse rules.
+
+use rfl_host_tests::nvme_passthru::*;
+
+fn put(b: &mut [u8], off: usize, v: &[u8]) {
+    b[off..off + v.len()].copy_from_slice(v);
+}
+
+#[test]
+fn ioctl_numbers_match_the_uapi_header() {
+    // The values nvme-cli's libnvme issues (strace of `nvme id-ctrl`).
+    assert_eq!(NVME_IOCTL_ADMIN_CMD, 0xc048_4e41);
+    assert_eq!(NVME_IOCTL_ADMIN64_CMD, 0xc050_4e47);
+    assert_eq!(RESULT_OFFSET + 4, CMD_SIZE);
+    assert_eq!(RESULT64_OFFSET + 8, CMD64_SIZE);
+}
+
+#[test]
+fn decode_reads_every_field_at_its_offset() {
+    let mut b = vec![0u8; CMD64_SIZE];
+    b[0] = 0x06;
+    b[1] = 0x40;
+    put(&mut b, 2, &0xeeeeu16.to_le_bytes()); // rsvd1: ignored
+    put(&mut b, 4, &0x1122_3344u32.to_le_bytes());
+    put(&mut b, 8, &2u32.to_le_bytes());
+    put(&mut b, 12, &3u32.to_le_bytes());
+    put(&mut b, 16, &0xaaaa_bbbb_cccc_ddddu64.to_le_bytes());
+    put(&mut b, 24, &0x7fff_1234_5000u64.to_le_bytes());
+    put(&mut b, 32, &16u32.to_le_bytes());
+    put(&mut b, 36, &4096u32.to_le_bytes());
+    for i in 0..6u32 {
+        put(&mut b, 40 + 4 * i as usize, &(10 + i).to_le_bytes());
+    }
+    put(&mut b, 64, &1000u32.to_le_bytes());
+    put(&mut b, 68, &0xffff_ffffu32.to_le_bytes()); // result: output only
+    let c = PassthruCmd::decode(&b).unwrap();
+    assert_eq!(
+        c,
+        PassthruCmd {
+            opcode: 0x06,
+            flags: 0x40,
+            nsid: 0x1122_3344,
+            cdw2: 2,
+            cdw3: 3,
+            metadata: 0xaaaa_bbbb_cccc_dddd,
+            addr: 0x7fff_1234_5000,
+            metadata_len: 16,
+            data_len: 4096,
+            cdw10_15: [10, 11, 12, 13, 14, 15],
+            timeout_ms: 1000,
+        }
+    );
+    // The 32-bit form decodes the same from its 72 bytes.
+    assert_eq!(PassthruCmd::decode(&b[..CMD_SIZE]), Some(c));
+    assert_eq!(PassthruCmd::decode(&b[..CMD_SIZE - 1]), None);
+}
+
+fn identify() -> PassthruCmd {
+    PassthruCmd {
+        opcode: 0x06,
+        addr: 0x1000,
+        data_len: 4096,
+        cdw10_15: [1, 0, 0, 0, 0, 0],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn what_nvme_cli_sends_is_accepted() {
+    // id-ctrl, id-ns, smart-log (Get Log Page 0x02, 512 bytes).
+    assert_eq!(
+        plan(&identify()),
+        Ok(Plan {
+            dir: Dir::FromDevice,
+            len: 4096
+        })
+    );
+    let smart = PassthruCmd {
+        opcode: 0x02,
+        nsid: 0xffff_ffff,
+        data_len: 512,
+        addr: 8,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&smart),
+        Ok(Plan {
+            dir: Dir::FromDevice,
+            len: 512
+        })
+    );
+    // Set Features (0x09): host to controller only if it carries data.
+    let setf = PassthruCmd {
+        opcode: 0x09,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&setf),
+        Ok(Plan {
+            dir: Dir::None,
+            len: 0
+        })
+    );
+    let fw = PassthruCmd {
+        opcode: 0x11,
+        data_len: 8192,
+        addr: 8,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan(&fw),
+        Ok(Plan {
+            dir: Dir::ToDevice,
+            len: 8192
+        })
+    );
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let ok = identify();
+    for bad in [
+        PassthruCmd { flags: 1, ..ok },
+        PassthruCmd { flags: 0x40, ..ok }, // SGL
+        PassthruCmd {
+            metadata: 0x2000,
+            ..ok
+        },
+        PassthruCmd {
+            metadata_len: 4,
+            ..ok
+        },
+        PassthruCmd {
+            data_len: MAX_DATA_LEN + 1,
+            ..ok
+        },
+        PassthruCmd {
+            data_len: u32::MAX,
+            ..ok
+        },
+    ] {
+        assert_eq!(plan(&bad), Err(Refusal::Invalid), "{bad:?}");
+    }
+    assert!(plan(&PassthruCmd {
+        data_len: MAX_DATA_LEN,
+        ..ok
+    })
+    .is_ok());
+    for op in REFUSED_OPCODES {
+        assert_eq!(
+            plan(&PassthruCmd { opcode: op, ..ok }),
+            Err(Refusal::NotPermitted),
+            "{op:#x}"
+        );
+    }
+    // Every other opcode passes the opcode check.
+    for op in 0..=255u8 {
+        if !REFUSED_OPCODES.contains(&op) {
+            assert!(plan(&PassthruCmd { opcode: op, ..ok }).is_ok(), "{op:#x}");
+        }
+    }
+}
+
+#[test]
+fn prps_cover_the_buffer_exactly() {
+    let base = 0x1_0000_0000u64;
+    let list = 0x2_0000_0000u64;
+    for len in 1..=MAX_DATA_LEN {
+        let n = pages(len);
+        assert!(n * PAGE >= u64::from(len) && (n - 1) * PAGE < u64::from(len));
+        let (p1, p2) = prps(base, len, list);
+        assert_eq!(p1, base);
+        // Walk the pages the controller would touch: PRP1, then PRP2 or the list.
+        let mut touched = vec![p1];
+        match n {
+            1 => assert_eq!(p2, 0),
+            2 => touched.push(p2),
+            _ => {
+                assert_eq!(p2, list);
+                touched.extend((0..n - 1).map(|i| list_entry(base, i)));
+                // One list page always suffices.
+                assert!((n - 1) * 8 <= PAGE);
+            }
+        }
+        let want: Vec<u64> = (0..n).map(|i| base + i * PAGE).collect();
+        assert_eq!(touched, want, "len {len}");
+    }
+    assert_eq!(pages(0), 0);
+}
