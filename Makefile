@@ -34,6 +34,17 @@ endef
 $(eval $(call dyndbg_funcs_rule,nvme_dbbuf))
 $(eval $(call dyndbg_funcs_rule,vimc_debayer))
 
+# Media/V4L2/videobuf2 bindings for vimc_debayer (the kernel crate has none),
+# generated with the kernel's bindgen parameters and this object's C flags.
+quiet_cmd_media_bindgen = BINDGEN $@
+      cmd_media_bindgen = BINDGEN=$(BINDGEN) $(src)/tools/media-bindgen $< $@ \
+	$(objtree)/rust/bindings/bindings_generated.rs $(srctree)/rust/bindgen_parameters -- $(c_flags)
+$(obj)/vimc_debayer.media.rs: $(src)/vimc_debayer/media_helper.h $(src)/tools/media-bindgen FORCE
+	$(call if_changed_dep,media_bindgen)
+targets += vimc_debayer.media.rs
+$(obj)/vimc_debayer.o: $(obj)/vimc_debayer.media.rs
+RUSTFLAGS_vimc_debayer.o += --env-set=RFL_MEDIA_BINDINGS=$(abspath $(obj))/vimc_debayer.media.rs
+
 else
 # ---- User-facing part -----------------------------------------------------------
 RFL_CACHE ?= $(HOME)/.cache/rfl-bench

@@ -23,10 +23,34 @@ include!(env!("RFL_DYNDBG_FUNCS"));
 
 use dyndbg::{ddbg, dev_ddbg};
 
+// The pipeline's pure maths: pixel-map table and format clamping, debayer,
+// scaler; host-tested in tests/host.  The media entities that drive them
+// are not written yet, hence dead_code.
+#[path = "vimc_debayer/debayer.rs"]
+mod debayer;
+#[allow(dead_code, unreachable_pub)]
+#[path = "vimc_debayer/debayer_core.rs"]
+mod debayer_core;
+#[allow(dead_code, unreachable_pub)]
+#[path = "vimc_debayer/formats.rs"]
+mod formats;
+#[path = "vimc_debayer/media.rs"]
+mod media;
+#[path = "vimc_debayer/scaler.rs"]
+mod scaler;
+#[allow(dead_code, unreachable_pub)]
+#[path = "vimc_debayer/scaler_core.rs"]
+mod scaler_core;
+#[path = "vimc_debayer/sensor.rs"]
+mod sensor;
+#[path = "vimc_debayer/subdev.rs"]
+mod subdev;
+
 /// Pipeline state owned by the faux device; released by devres at unbind.
 #[pin_data(PinnedDrop)]
 struct Pipeline {
     dev: ARef<Device>,
+    graph: Graph,
     _debugfs: Dir,
     /// Test-only: writing to it raises a WARN at a known line, so that
     /// tools/decode-oops is tested on a real trace.
@@ -35,12 +59,66 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(dev: &Device<Bound>) -> impl PinInit<Self, Error> + '_ {
+    fn new<'a>(
+        dev: &'a Device<Bound>,
+        module: &'static ThisModule,
+    ) -> Result<impl PinInit<Self, Error> + 'a> {
+        let graph = Graph::new(dev, module)?;
         let dir = Dir::new(c"vimc_debayer");
-        try_pin_init!(Self {
+        Ok(try_pin_init!(Self {
+            graph,
             _inject_warn <- dir.write_callback_file(c"inject_warn", (), &inject_warn),
             _debugfs: dir,
             dev: dev.into(),
+        }))
+    }
+}
+
+/// The media graph: Sensor A -> Debayer A -> Scaler, links enabled.
+///
+/// Each entity is boxed so its address is fixed before the C side learns
+/// it.  Fields drop in declaration order, so every entity is unregistered
+/// before the media device.  The fields are held for that drop order; the
+/// streaming code will read them.
+#[allow(dead_code)]
+struct Graph {
+    sensor: Pin<KBox<sensor::Sensor>>,
+    debayer: Pin<KBox<debayer::Debayer>>,
+    scaler: Pin<KBox<scaler::Scaler>>,
+    media: Pin<KBox<media::MediaDevice>>,
+}
+
+impl Graph {
+    fn new(dev: &Device<Bound>, module: &'static ThisModule) -> Result<Self> {
+        let media = KBox::pin_init(
+            media::MediaDevice::new(dev, module, c"vimc_debayer"),
+            GFP_KERNEL,
+        )?;
+        let sensor = KBox::pin_init(sensor::Sensor::new(), GFP_KERNEL)?;
+        sensor.as_ref().register(&media, module)?;
+        let debayer = KBox::pin_init(debayer::Debayer::new(), GFP_KERNEL)?;
+        debayer.as_ref().register(&media, module)?;
+        let scaler = KBox::pin_init(scaler::Scaler::new(), GFP_KERNEL)?;
+        scaler.as_ref().register(&media, module)?;
+        subdev::link(
+            sensor.sd.entity(),
+            sensor::SRC as u16,
+            debayer.sd.entity(),
+            debayer::SINK as u16,
+        )?;
+        subdev::link(
+            debayer.sd.entity(),
+            debayer::SRC as u16,
+            scaler.sd.entity(),
+            scaler::SINK as u16,
+        )?;
+        media.register_subdev_nodes()?;
+        dev_ddbg!(dev, "media graph registered\n");
+        Ok(Self {
+            sensor,
+            debayer,
+            scaler,
+            media,
         })
     }
 }
@@ -73,13 +151,13 @@ struct VimcDebayer {
 }
 
 impl kernel::Module for VimcDebayer {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         ddbg!("registering the faux device\n");
         let reg = faux::Registration::new(c"vimc_debayer", None)?;
         let fdev: &faux::Device<Bound> = reg.as_ref();
         let dev: &Device<Bound> = fdev.as_ref();
         dev_ddbg!(dev, "allocating the pipeline state\n");
-        devres::register(dev, Pipeline::new(dev), GFP_KERNEL)?;
+        devres::register(dev, Pipeline::new(dev, module)?, GFP_KERNEL)?;
         dev_info!(dev, "pipeline ready\n");
         Ok(Self { _reg: reg })
     }

@@ -21,3 +21,12 @@ pub mod nvme_eventidx;
 
 #[path = "../../nvme_dbbuf/passthru_cmd.rs"]
 pub mod nvme_passthru;
+
+/// vimc_debayer's core-only files, under the names the module gives them
+/// (the module's `super::formats` paths resolve the same way here).
+#[path = "../../vimc_debayer"]
+pub mod vimc {
+    pub mod debayer_core;
+    pub mod formats;
+    pub mod scaler_core;
+}
