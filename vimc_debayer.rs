@@ -24,8 +24,10 @@ include!(env!("RFL_DYNDBG_FUNCS"));
 use dyndbg::{ddbg, dev_ddbg};
 
 // The pipeline's pure maths: pixel-map table and format clamping, debayer,
-// scaler; host-tested in tests/host.  The media entities that drive them
-// are not written yet, hence dead_code.
+// scaler; host-tested in tests/host (which use more of them than the
+// module does, hence dead_code).
+#[path = "vimc_debayer/capture.rs"]
+mod capture;
 #[path = "vimc_debayer/debayer.rs"]
 mod debayer;
 #[allow(dead_code, unreachable_pub)]
@@ -43,6 +45,8 @@ mod scaler;
 mod scaler_core;
 #[path = "vimc_debayer/sensor.rs"]
 mod sensor;
+#[path = "vimc_debayer/streamer.rs"]
+mod streamer;
 #[path = "vimc_debayer/subdev.rs"]
 mod subdev;
 
@@ -74,18 +78,19 @@ impl Pipeline {
     }
 }
 
-/// The media graph: Sensor A -> Debayer A -> Scaler, links enabled.
+/// The media graph: Sensor A -> Debayer A -> Scaler -> Capture, links
+/// enabled.
 ///
 /// Each entity is boxed so its address is fixed before the C side learns
-/// it.  Fields drop in declaration order, so every entity is unregistered
-/// before the media device.  The fields are held for that drop order; the
-/// streaming code will read them.
-#[allow(dead_code)]
+/// it.  Fields drop in declaration order: the capture node first (stopping
+/// any stream, whose thread reads the others), then the sub-devices, then
+/// the media device.
 struct Graph {
-    sensor: Pin<KBox<sensor::Sensor>>,
-    debayer: Pin<KBox<debayer::Debayer>>,
-    scaler: Pin<KBox<scaler::Scaler>>,
-    media: Pin<KBox<media::MediaDevice>>,
+    _capture: Pin<KBox<capture::Capture>>,
+    _sensor: Pin<KBox<sensor::Sensor>>,
+    _debayer: Pin<KBox<debayer::Debayer>>,
+    _scaler: Pin<KBox<scaler::Scaler>>,
+    _media: Pin<KBox<media::MediaDevice>>,
 }
 
 impl Graph {
@@ -100,6 +105,13 @@ impl Graph {
         debayer.as_ref().register(&media, module)?;
         let scaler = KBox::pin_init(scaler::Scaler::new(), GFP_KERNEL)?;
         scaler.as_ref().register(&media, module)?;
+        let sources = streamer::Sources {
+            sensor: &raw const *sensor,
+            debayer: &raw const *debayer,
+            scaler: &raw const *scaler,
+        };
+        let capture = KBox::pin_init(capture::Capture::new(sources), GFP_KERNEL)?;
+        capture.as_ref().register(&media, module)?;
         subdev::link(
             sensor.sd.entity(),
             sensor::SRC as u16,
@@ -112,13 +124,15 @@ impl Graph {
             scaler.sd.entity(),
             scaler::SINK as u16,
         )?;
+        subdev::link(scaler.sd.entity(), scaler::SRC as u16, capture.entity(), 0)?;
         media.register_subdev_nodes()?;
         dev_ddbg!(dev, "media graph registered\n");
         Ok(Self {
-            sensor,
-            debayer,
-            scaler,
-            media,
+            _capture: capture,
+            _sensor: sensor,
+            _debayer: debayer,
+            _scaler: scaler,
+            _media: media,
         })
     }
 }

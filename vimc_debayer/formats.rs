@@ -319,3 +319,46 @@ pub fn scaler_code(index: usize) -> Option<u32> {
         .chain(BAYER_MAPS.iter().map(|m| m.code))
         .nth(index)
 }
+
+/// Capture node pixel formats: the two RGB memory layouts, then every Bayer
+/// layout (the scaler passes Bayer through).
+pub fn capture_fourcc(index: usize) -> Option<u32> {
+    match index {
+        0 => Some(fourcc::RGB24),
+        1 => Some(fourcc::BGR24),
+        i => BAYER_MAPS.get(i - 2).map(|m| m.fourcc),
+    }
+}
+
+/// The memory layout a media bus code is captured as.
+pub fn fourcc_of_code(code: u32) -> Option<u32> {
+    match (bayer_map(code), rgb_map(code)) {
+        (Some(b), _) => Some(b.fourcc),
+        (None, Some(r)) => Some(r.fourcc),
+        (None, None) => None,
+    }
+}
+
+/// Bytes per pixel of a capture pixel format.
+pub fn fourcc_bpp(fourcc: u32) -> Option<usize> {
+    if fourcc == fourcc::RGB24 || fourcc == fourcc::BGR24 {
+        return Some(3);
+    }
+    BAYER_MAPS
+        .iter()
+        .find(|m| m.fourcc == fourcc)
+        .map(|m| m.bpp)
+}
+
+/// A capture format after clamping, as vimc's capture node does: unknown
+/// pixel formats become `RGB24`, sizes clamp and round down to even, and
+/// the line is packed.  Returns (fourcc, width, height, bytesperline,
+/// sizeimage).
+pub fn adjust_capture(fourcc: u32, width: u32, height: u32) -> (u32, u32, u32, u32, u32) {
+    let (f, bpp) = match fourcc_bpp(fourcc) {
+        Some(b) => (fourcc, b as u32),
+        None => (fourcc::RGB24, 3),
+    };
+    let (w, h) = clamp_size(width, height);
+    (f, w, h, w * bpp, w * bpp * h)
+}

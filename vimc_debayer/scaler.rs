@@ -119,6 +119,23 @@ fn full(f: Fmt) -> Rect {
     }
 }
 
+impl Scaler {
+    /// Active sink format, source format and crop, read under the state
+    /// lock (for the streamer).
+    pub(crate) fn active_config(&self) -> Option<(Fmt, Fmt, Rect)> {
+        // SAFETY: registered and finalized by `register`.
+        unsafe {
+            subdev::with_active_state(self.sd.raw(), |st| {
+                let sink = subdev::state_fmt(st, SINK).map(|m| subdev::fmt_of(m))?;
+                let src = subdev::state_fmt(st, SRC).map(|m| subdev::fmt_of(m))?;
+                let crop = state_crop(st).map(|r| rect_of(r))?;
+                Some((sink, src, crop))
+            })
+        }
+        .flatten()
+    }
+}
+
 /// # Safety
 ///
 /// Called by the V4L2 core, with pointers valid for the call.

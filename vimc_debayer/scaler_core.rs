@@ -115,9 +115,15 @@ impl Scaler {
                 out_row.copy_from_slice(src);
                 continue;
             }
-            for (px, &sx) in out_row.chunks_exact_mut(bpp).zip(xmap.iter()) {
+            // Indexed rather than chunks().zip(): zip's length arithmetic
+            // divides by the chunk size, and the 7.3 objtool does not know
+            // that panic (`panic_const_div_by_zero`) does not return.
+            for (x, &sx) in xmap.iter().enumerate() {
                 let sx = sx as usize;
                 let src = src_row.get(sx..sx + bpp).ok_or(ScaleError::Short)?;
+                let px = out_row
+                    .get_mut(x * bpp..(x + 1) * bpp)
+                    .ok_or(ScaleError::Short)?;
                 px.copy_from_slice(src);
             }
         }

@@ -229,6 +229,33 @@ pub(crate) fn link(
     })
 }
 
+/// Runs `f` on the sub-device's active state with its lock held (what
+/// `v4l2_subdev_lock_and_get_active_state` does, a static inline); `None`
+/// if the sub-device has no active state.
+///
+/// # Safety
+///
+/// `sd` is a registered, finalized sub-device, and the caller holds no
+/// state lock of it.
+pub(crate) unsafe fn with_active_state<R>(
+    sd: *mut sys::v4l2_subdev,
+    f: impl FnOnce(*mut sys::v4l2_subdev_state) -> R,
+) -> Option<R> {
+    // SAFETY: per the contract; the state and its lock live as long as
+    // the sub-device is finalized.
+    unsafe {
+        let state = (*sd).active_state;
+        if state.is_null() {
+            return None;
+        }
+        let lock = (*state).lock;
+        kernel::bindings::mutex_lock(lock);
+        let r = f(state);
+        kernel::bindings::mutex_unlock(lock);
+        Some(r)
+    }
+}
+
 /// Answers `enum_mbus_code` with `pick(pad, index)`: -EINVAL past the end.
 ///
 /// # Safety

@@ -98,7 +98,26 @@ PY
 }
 
 # Our modules, freshly built at the repo root.
-insmod_ours() { insmod "$REPO/$1.ko" "${@:2}"; }
+# Their in-tree dependencies (videobuf2, v4l2-tpg) load first, as modprobe
+# would.
+insmod_ours() {
+	local dep
+	for dep in $(modinfo -F depends "$REPO/$1.ko" | tr , ' '); do
+		modprobe "$dep" || return 1
+	done
+	insmod "$REPO/$1.ko" "${@:2}"
+}
+# The media device whose driver is $1 (/dev/mediaN), or failure.
+media_of() {
+	local m
+	for m in /dev/media*; do
+		if media-ctl -d "$m" -p 2>/dev/null | grep -q "^driver  *$1\$"; then
+			echo "$m"
+			return 0
+		fi
+	done
+	return 1
+}
 rmmod_if_loaded() { ! grep -q "^$1 " /proc/modules || rmmod "$1"; }
 
 # Runs QMP commands (JSON, one per argument) on the host through

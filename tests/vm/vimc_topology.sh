@@ -4,11 +4,7 @@
 # and every subdev node.
 insmod_ours vimc_debayer
 wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
-mdev=""
-for m in /dev/media*; do
-	media-ctl -d "$m" -p 2>/dev/null | grep -q "^driver *vimc_debayer$" && mdev=$m
-done
-[ -n "$mdev" ] || fail "no vimc_debayer media device"
+mdev=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
 mc() { media-ctl -d "$mdev" "$@"; }
 topo=$(mc -p)
 echo "$topo" | grep -E "^- entity|^\s+pad|->|<-" | sed 's/^/    /'
@@ -85,10 +81,14 @@ done
 log "window control: odd 1..25 only (even rounds up, out of range clamps)"
 
 # v4l2-compliance: the media device, then each subdev node.
-out=$(v4l2-compliance -m "$mdev" 2>&1)
+# (The capture node fails one check that v4l-utils 1.22 cannot pass on a
+# 7.3 kernel, as in-tree vimc does: see vimc_capture.sh and vimc_oracle.sh.)
+out=$(v4l2-compliance -m "$mdev" 2>&1 || true)
 echo "$out" | grep -E "^Total|Failed|fail:" | sed 's/^/    /'
-echo "$out" | grep -qE "^Grand Total for .*Failed: 0," || fail "v4l2-compliance -m: $(echo "$out" | grep -E 'fail:' | head -5)"
-log "v4l2-compliance -m $mdev: 0 failures"
+echo "$out" | grep -qE "^Grand Total for .*Failed: [01]," || fail "v4l2-compliance -m: $(echo "$out" | grep -E 'fail:' | head -5)"
+! echo "$out" | grep "fail:" | grep -qv "check_0(crbufs.reserved, sizeof(crbufs.reserved))" ||
+	fail "v4l2-compliance -m: $(echo "$out" | grep -E 'fail:' | head -5)"
+log "v4l2-compliance -m $mdev: no failure but the v4l-utils 1.22 CREATE_BUFS one"
 # An open node pins the module (the entities live until module exit).
 for node in "$dsub" "$mdev"; do
 	exec 3<"$node"
