@@ -199,11 +199,13 @@ unsafe extern "C" fn set_fmt(
         return EBUSY.to_errno();
     }
     // SAFETY: as above; distinct pads and the crop are distinct entries.
-    let (Some(sink), Some(src), Some(crop)) = (
-        unsafe { subdev::state_fmt(state, SINK) },
-        unsafe { subdev::state_fmt(state, SRC) },
-        unsafe { state_crop(state) },
-    ) else {
+    let (Some(sink), Some(src), Some(crop)) = (unsafe {
+        (
+            subdev::state_fmt(state, SINK),
+            subdev::state_fmt(state, SRC),
+            state_crop(state),
+        )
+    }) else {
         return EINVAL.to_errno();
     };
     let req = subdev::fmt_of(&fmt.format);

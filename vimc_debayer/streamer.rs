@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The streaming thread: at the frame interval, the sensor's test pattern
-//! (the kernel's v4l2-tpg, set up as in-tree vimc's sensor sets it up) goes
+//! (the kernel's v4l2-tpg, set up as in-tree vimc's sensor sets it up, and
+//! generated once at stream on because it does not change) goes
 //! through the debayer and the scaler into the next queued capture buffer,
 //! like vimc's streamer.  The pipeline's formats are read once at stream on
 //! (they cannot change while streaming); the window size is read per frame.
@@ -46,7 +47,6 @@ struct Ctx {
     sink: &'static BayerMap,
     source: &'static RgbMap,
     scale: scaler_core::Scaler,
-    tpg: Pin<KBox<Opaque<sys::tpg_data>>>,
     bayer: KVVec<u8>,
     rgb: KVVec<u8>,
     scaled: KVVec<u8>,
@@ -58,7 +58,8 @@ struct Ctx {
 /// thread, then frees what the thread used.
 pub(crate) struct Streamer {
     task: *mut bindings::task_struct,
-    ctx: KBox<Ctx>,
+    /// Owned here, used by the thread alone; freed after it stops.
+    _ctx: KBox<Ctx>,
     sources: Sources,
 }
 
@@ -119,6 +120,9 @@ impl Streamer {
             bpp,
             bayer: formats::bayer_map(sc_sink.code).is_some(),
         };
+        // The pattern does not move (no on-screen text, no motion), so the
+        // sensor frame is generated once per stream, not once per frame.
+        let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
         let tpg = KBox::pin_init(
             Opaque::ffi_init(|p: *mut sys::tpg_data| {
                 // SAFETY: valid for writes; `tpg_init` fills it.
@@ -126,12 +130,20 @@ impl Streamer {
             }),
             GFP_KERNEL,
         )?;
-        // SAFETY: `tpg` is ours; freed by `Drop` (or below on failure).
-        unsafe {
+        // SAFETY: `tpg` is ours; `bayer` holds a whole frame at the bytes per
+        // line `setup_tpg` sets; `tpg_free` accepts a tpg whose allocation
+        // failed part-way (its line pointers start NULL).
+        let ret = unsafe {
             sys::tpg_init(tpg.get(), w as u32, h as u32);
-            kernel::error::to_result(sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH))?;
-            setup_tpg(tpg.get(), sink, w as u32, h as u32);
-        }
+            let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);
+            if ret == 0 {
+                setup_tpg(tpg.get(), sink, w as u32, h as u32);
+                sys::tpg_fill_plane_buffer(tpg.get(), 0, 0, bayer.as_mut_ptr());
+            }
+            sys::tpg_free(tpg.get());
+            ret
+        };
+        kernel::error::to_result(ret)?;
         let ctx = KBox::new(
             Ctx {
                 capture,
@@ -141,7 +153,7 @@ impl Streamer {
                 sink,
                 source,
                 scale,
-                bayer: KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?,
+                bayer,
                 rgb: KVVec::from_elem(0u8, w * h * 3, GFP_KERNEL)?,
                 scaled: KVVec::from_elem(0u8, scale.out_len(), GFP_KERNEL)?,
                 deb_scratch: KVVec::from_elem(0u32, debayer_core::scratch_len(w), GFP_KERNEL)?,
@@ -150,7 +162,6 @@ impl Streamer {
                     scaler_core::scratch_len(scale.out_w),
                     GFP_KERNEL,
                 )?,
-                tpg,
             },
             GFP_KERNEL,
         )?;
@@ -181,7 +192,7 @@ impl Streamer {
         unsafe { bindings::wake_up_process(task) };
         Ok(Self {
             task,
-            ctx,
+            _ctx: ctx,
             sources: *sources,
         })
     }
@@ -193,8 +204,6 @@ impl Drop for Streamer {
         // own, so the task is alive; after this the context is ours again.
         // (-EINTR when it never ran is fine.)
         unsafe { bindings::kthread_stop(self.task) };
-        // SAFETY: allocated by `tpg_alloc`; the thread is gone.
-        unsafe { sys::tpg_free(self.ctx.tpg.get()) };
         set_streaming(&self.sources, false);
         crate::dyndbg::ddbg!("stream off\n");
     }
@@ -258,9 +267,6 @@ impl Ctx {
         let Some(buf) = capture.next_buffer() else {
             return; // no buffer queued: this frame is dropped, as in vimc
         };
-        // SAFETY: the tpg is ours; `bayer` holds a whole frame at the
-        // bytes per line set in `setup_tpg`.
-        unsafe { sys::tpg_fill_plane_buffer(self.tpg.get(), 0, 0, self.bayer.as_mut_ptr()) };
         // SAFETY: see `Sources`.
         let window = unsafe { (*self.debayer).window.load(Ordering::Relaxed) } as usize;
         let d = debayer_core::Debayer {

@@ -5,12 +5,7 @@ wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline re
 [ -d /sys/bus/faux/devices/vimc_debayer ] || fail "faux device vimc_debayer not registered"
 # The media device, as media-ctl sees it: ours by driver name, model and
 # bus info (set by the driver, not derived).
-mdev=""
-for m in /dev/media*; do
-	[ -e "$m" ] || continue
-	if media-ctl -d "$m" -p 2>/dev/null | grep -q "^driver *vimc_debayer$"; then mdev=$m; fi
-done
-[ -n "$mdev" ] || fail "no media device with driver vimc_debayer ($(ls /dev/media* 2>&1))"
+mdev=$(media_of vimc_debayer) || fail "no media device with driver vimc_debayer ($(ls /dev/media* 2>&1))"
 info=$(media-ctl -d "$mdev" -p)
 echo "$info" | sed -n '1,/^$/p'
 echo "$info" | grep -q "^model *vimc_debayer$" || fail "model not vimc_debayer"
