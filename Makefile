@@ -4,7 +4,7 @@
 #
 #   make [KDIR=<kernel tree>] [LLVM=1]   build nvme_dbbuf.ko and vimc_debayer.ko
 #   make check                           every test (host, build/lint, VM); the README's test command
-#   make demo                            boot the VM and show the doorbell numbers
+#   make demo                            boot the VM: doorbell numbers and a PNG frame
 #   make bench                           benchmarks into build/bench/*.json
 #   make modules_install                 install into /lib/modules/<release>/updates (then modprobe)
 #   make clean

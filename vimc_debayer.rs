@@ -9,7 +9,7 @@ use kernel::{
     devres,
     faux,
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, Arc},
     uaccess::UserSliceReader, //
 };
 
@@ -49,6 +49,11 @@ mod sensor;
 mod streamer;
 #[path = "vimc_debayer/subdev.rs"]
 mod subdev;
+#[allow(dead_code, unreachable_pub)]
+#[path = "vimc_debayer/timing.rs"]
+mod timing;
+
+use timing::Timings;
 
 /// Pipeline state owned by the faux device; released by devres at unbind.
 #[pin_data(PinnedDrop)]
@@ -56,6 +61,9 @@ struct Pipeline {
     dev: ARef<Device>,
     graph: Graph,
     _debugfs: Dir,
+    /// Per-entity frame processing times; write anything to zero them.
+    #[pin]
+    _timing: File<Arc<Timings>>,
     /// Test-only: writing to it raises a WARN at a known line, so that
     /// tools/decode-oops is tested on a real trace.
     #[pin]
@@ -67,10 +75,12 @@ impl Pipeline {
         dev: &'a Device<Bound>,
         module: &'static ThisModule,
     ) -> Result<impl PinInit<Self, Error> + 'a> {
-        let graph = Graph::new(dev, module)?;
+        let timings = Arc::new(Timings::new(), GFP_KERNEL)?;
+        let graph = Graph::new(dev, module, &timings)?;
         let dir = Dir::new(c"vimc_debayer");
         Ok(try_pin_init!(Self {
             graph,
+            _timing <- dir.read_write_callback_file(c"timing", timings, &timing_show, &timing_reset),
             _inject_warn <- dir.write_callback_file(c"inject_warn", (), &inject_warn),
             _debugfs: dir,
             dev: dev.into(),
@@ -78,15 +88,16 @@ impl Pipeline {
     }
 }
 
-/// The media graph: Sensor A -> Debayer A -> Scaler -> Capture, links
-/// enabled.
+/// The media graph: Sensor A -> Debayer A -> Scaler -> Capture, and
+/// Sensor A -> Raw Capture 0, links enabled.
 ///
 /// Each entity is boxed so its address is fixed before the C side learns
-/// it.  Fields drop in declaration order: the capture node first (stopping
+/// it.  Fields drop in declaration order: the capture nodes first (stopping
 /// any stream, whose thread reads the others), then the sub-devices, then
-/// the media device.
+/// the media device (which holds the nodes' pipeline object).
 struct Graph {
     _capture: Pin<KBox<capture::Capture>>,
+    _raw_capture: Pin<KBox<capture::Capture>>,
     _sensor: Pin<KBox<sensor::Sensor>>,
     _debayer: Pin<KBox<debayer::Debayer>>,
     _scaler: Pin<KBox<scaler::Scaler>>,
@@ -94,7 +105,11 @@ struct Graph {
 }
 
 impl Graph {
-    fn new(dev: &Device<Bound>, module: &'static ThisModule) -> Result<Self> {
+    fn new(
+        dev: &Device<Bound>,
+        module: &'static ThisModule,
+        timings: &Arc<Timings>,
+    ) -> Result<Self> {
         let media = KBox::pin_init(
             media::MediaDevice::new(dev, module, c"vimc_debayer"),
             GFP_KERNEL,
@@ -110,8 +125,16 @@ impl Graph {
             debayer: &raw const *debayer,
             scaler: &raw const *scaler,
         };
-        let capture = KBox::pin_init(capture::Capture::new(sources), GFP_KERNEL)?;
+        let capture = KBox::pin_init(
+            capture::Capture::new(streamer::Path::Rgb, sources, media.pipe(), timings.clone()),
+            GFP_KERNEL,
+        )?;
         capture.as_ref().register(&media, module)?;
+        let raw_capture = KBox::pin_init(
+            capture::Capture::new(streamer::Path::Raw, sources, media.pipe(), timings.clone()),
+            GFP_KERNEL,
+        )?;
+        raw_capture.as_ref().register(&media, module)?;
         subdev::link(
             sensor.sd.entity(),
             sensor::SRC as u16,
@@ -125,10 +148,17 @@ impl Graph {
             scaler::SINK as u16,
         )?;
         subdev::link(scaler.sd.entity(), scaler::SRC as u16, capture.entity(), 0)?;
+        subdev::link(
+            sensor.sd.entity(),
+            sensor::SRC as u16,
+            raw_capture.entity(),
+            0,
+        )?;
         media.register_subdev_nodes()?;
         dev_ddbg!(dev, "media graph registered\n");
         Ok(Self {
             _capture: capture,
+            _raw_capture: raw_capture,
             _sensor: sensor,
             _debayer: debayer,
             _scaler: scaler,
@@ -142,6 +172,16 @@ impl PinnedDrop for Pipeline {
     fn drop(self: Pin<&mut Self>) {
         dev_info!(self.dev, "pipeline released\n");
     }
+}
+
+fn timing_show(t: &Arc<Timings>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    core::fmt::Display::fmt(&**t, f)
+}
+
+fn timing_reset(t: &Arc<Timings>, input: &mut UserSliceReader) -> Result {
+    input.skip(input.len())?;
+    t.reset();
+    Ok(())
 }
 
 fn inject_warn(_: &(), input: &mut UserSliceReader) -> Result {

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! "Capture", the video node on the scaler's source pad: a vb2 queue
-//! (vmalloc memory; mmap, userptr and dmabuf), the pixel formats of the
-//! pipeline's codes, and the check at stream on that its format is the
-//! scaler's.  Frames come from `streamer.rs`.
+//! The video nodes: "Capture" on the scaler's source pad and "Raw Capture 0"
+//! on the sensor's, as in vimc.  Each has a vb2 queue (vmalloc memory;
+//! mmap, userptr and dmabuf), the pixel formats of the pipeline's codes,
+//! and the check at stream on that its format is its upstream pad's.
+//! Frames come from `streamer.rs`.
 
 use super::formats;
 use super::media::{sys, MediaDevice};
-use super::streamer::{Sources, Streamer};
+use super::streamer::{Path, Sources, Streamer};
 use super::subdev::{self, OpsTable};
+use super::timing::Timings;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::{
@@ -16,11 +18,9 @@ use kernel::{
     error::to_result,
     new_mutex, new_spinlock,
     prelude::*,
-    sync::{Mutex, SpinLock},
+    sync::{Arc, Mutex, SpinLock},
     types::Opaque,
 };
-
-const NAME: &CStr = c"Capture";
 
 /// Registration progress, for `PinnedDrop` to undo exactly what was done.
 const STAGE_NONE: u8 = 0;
@@ -48,8 +48,10 @@ pub(crate) struct Capture {
     /// pins it.
     #[pin]
     fops: Opaque<sys::v4l2_file_operations>,
-    #[pin]
-    pipe: Opaque<sys::media_pipeline>,
+    /// The media device's pipeline, shared by both nodes so that they
+    /// may stream at once (the media core refuses a pad already in
+    /// another pipeline).
+    pipe: *mut sys::media_pipeline,
     /// Buffers queued by userspace, oldest first.
     #[pin]
     queued: SpinLock<KVec<QueuedBuf>>,
@@ -60,6 +62,8 @@ pub(crate) struct Capture {
     #[pin]
     streamer: Mutex<Option<Streamer>>,
     sources: Sources,
+    path: Path,
+    timings: Arc<Timings>,
     pub(crate) sequence: AtomicU32,
     stage: AtomicU8,
 }
@@ -87,7 +91,23 @@ fn pix_format(fourcc: u32, w: u32, h: u32) -> sys::v4l2_pix_format {
 }
 
 impl Capture {
-    pub(crate) fn new(sources: Sources) -> impl PinInit<Self> {
+    /// A node fed through `path`; `pipe` outlives it.
+    pub(crate) fn new(
+        path: Path,
+        sources: Sources,
+        pipe: *mut sys::media_pipeline,
+        timings: Arc<Timings>,
+    ) -> impl PinInit<Self> {
+        // The default format is what the upstream pad's default produces,
+        // so that the default pipeline streams.
+        let fmt = match path {
+            Path::Rgb => pix_format(formats::fourcc::RGB24, 640, 480),
+            Path::Raw => pix_format(
+                formats::fourcc_of_code(formats::DEFAULT_BAYER.code).unwrap_or(0),
+                formats::DEFAULT_BAYER.width,
+                formats::DEFAULT_BAYER.height,
+            ),
+        };
         pin_init!(Self {
             vdev <- Opaque::ffi_init(|p: *mut sys::video_device| {
                 // SAFETY: valid for writes; all-zero is what the V4L2 core
@@ -117,20 +137,26 @@ impl Capture {
                 // SAFETY: as above; filled in by `register`.
                 unsafe { p.write_bytes(0, 1) }
             }),
-            pipe <- Opaque::ffi_init(|p: *mut sys::media_pipeline| {
-                // SAFETY: as above; the media core initialises it on start.
-                unsafe { p.write_bytes(0, 1) }
-            }),
+            pipe,
             queued <- new_spinlock!(KVec::new(), "vimc_debayer capture queue"),
-            fmt: Opaque::new(pix_format(formats::fourcc::RGB24, 640, 480)),
+            fmt: Opaque::new(fmt),
             streamer <- new_mutex!(None, "vimc_debayer streamer"),
             sources,
+            path,
+            timings,
             sequence: AtomicU32::new(0),
             stage: AtomicU8::new(STAGE_NONE),
         })
     }
 
-    /// The entity, for the link from the scaler.
+    fn name(&self) -> &'static CStr {
+        match self.path {
+            Path::Rgb => c"Capture",
+            Path::Raw => c"Raw Capture 0",
+        }
+    }
+
+    /// The entity, for the link from upstream.
     pub(crate) fn entity(&self) -> *mut sys::media_entity {
         // SAFETY: `vdev` lives as long as `self`.
         unsafe { &raw mut (*self.vdev.get()).entity }
@@ -164,7 +190,7 @@ impl Capture {
             f.mmap = Some(sys::vb2_fop_mmap);
 
             (*self.pad.get()).flags = sys::MEDIA_PAD_FL_SINK as kernel::ffi::c_ulong;
-            (*vdev).entity.name = NAME.as_char_ptr();
+            (*vdev).entity.name = self.name().as_char_ptr();
             (*vdev).entity.function = sys::MEDIA_ENT_F_IO_V4L;
             (*vdev).entity.ops = &MOPS.0;
             to_result(sys::media_entity_pads_init(
@@ -197,7 +223,7 @@ impl Capture {
             (*vdev).queue = q;
             (*vdev).v4l2_dev = media.v4l2();
             (*vdev).vfl_dir = sys::vfl_devnode_direction_VFL_DIR_RX;
-            let name = NAME.to_bytes_with_nul();
+            let name = self.name().to_bytes_with_nul();
             for (d, &c) in (*vdev).name.iter_mut().zip(name.iter()) {
                 *d = c as kernel::ffi::c_char;
             }
@@ -211,6 +237,14 @@ impl Capture {
         }
         self.stage.store(STAGE_REGISTERED, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether frames of the pad format `src` fit the node's format.
+    pub(crate) fn accepts(&self, src: &formats::Fmt) -> bool {
+        let fmt = self.format();
+        src.width == fmt.width
+            && src.height == fmt.height
+            && formats::fourcc_of_code(src.code) == Some(fmt.pixelformat)
     }
 
     /// Takes the oldest queued buffer, if any.
@@ -480,13 +514,13 @@ unsafe extern "C" fn start_streaming(q: *mut sys::vb2_queue, _count: u32) -> i32
     // Link validation of the whole pipeline (formats on both ends of
     // every link agree, else -EPIPE).
     // SAFETY: registered node and our pipeline object.
-    let ret = unsafe { sys::video_device_pipeline_start(this.vdev.get(), this.pipe.get()) };
+    let ret = unsafe { sys::video_device_pipeline_start(this.vdev.get(), this.pipe) };
     if ret != 0 {
         crate::dyndbg::ddbg!("capture: pipeline start failed: {}\n", ret);
         this.return_all(sys::vb2_buffer_state_VB2_BUF_STATE_QUEUED);
         return ret;
     }
-    match Streamer::start(this, &this.sources) {
+    match Streamer::start(this, &this.sources, this.path, &this.timings) {
         Ok(s) => {
             *this.streamer.lock() = Some(s);
             0
@@ -514,15 +548,15 @@ unsafe extern "C" fn stop_streaming(q: *mut sys::vb2_queue) {
     this.return_all(sys::vb2_buffer_state_VB2_BUF_STATE_ERROR);
 }
 
-/// The capture entity's side of link validation: the scaler's active
-/// source format must be what the node captures.
+/// The capture entity's side of link validation: the upstream pad's active
+/// format (the scaler's or the sensor's) must be what the node captures.
 ///
 /// # Safety
 ///
 /// Called by the media core with a valid link, under the graph mutex.
 unsafe extern "C" fn link_validate(link: *mut sys::media_link) -> i32 {
     // SAFETY: the media core passes a link whose sink is our entity and
-    // whose source is the scaler's source pad (an immutable link).
+    // whose source is a sub-device's source pad (an immutable link).
     let (src_pad, sink_ent) = unsafe {
         (
             &*(*link).__bindgen_anon_1.source,
@@ -545,12 +579,7 @@ unsafe extern "C" fn link_validate(link: *mut sys::media_link) -> i32 {
     }
     .flatten();
     let fmt = this.format();
-    let ok = src.is_some_and(|s| {
-        s.width == fmt.width
-            && s.height == fmt.height
-            && formats::fourcc_of_code(s.code) == Some(fmt.pixelformat)
-    });
-    if ok {
+    if src.is_some_and(|s| this.accepts(&s)) {
         0
     } else {
         crate::dyndbg::ddbg!(

@@ -7,7 +7,7 @@
 use super::formats::{self, BAYER_MAPS, RGB_MAPS};
 use super::media::{sys, MediaDevice};
 use super::subdev::{self, Desc, OpsTable, Subdev};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{error::to_result, prelude::*, types::Opaque};
 
 pub(crate) const SINK: u32 = 0;
@@ -25,7 +25,7 @@ pub(crate) struct Debayer {
     hdl: Opaque<sys::v4l2_ctrl_handler>,
     /// Current window size (the control's value).
     pub(crate) window: AtomicU32,
-    pub(crate) streaming: AtomicBool,
+    pub(crate) streaming: AtomicU32,
 }
 
 // SAFETY: the control handler is used under its own lock by the core.
@@ -43,7 +43,7 @@ impl Debayer {
                 unsafe { p.write_bytes(0, 1) }
             }),
             window: AtomicU32::new(formats::WINDOW_DEFAULT),
-            streaming: AtomicBool::new(false),
+            streaming: AtomicU32::new(0),
         })
     }
 
@@ -265,7 +265,7 @@ unsafe extern "C" fn set_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid request and locked state; `sd` is ours.
     let (fmt, this) = unsafe { (&mut *fmt, this(sd)) };
-    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) {
+    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) != 0 {
         return EBUSY.to_errno();
     }
     // SAFETY: as above; the two pads are distinct entries.

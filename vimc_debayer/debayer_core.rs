@@ -7,16 +7,20 @@
 //!
 //! `core`-only: compiled into the module and, verbatim, into the host tests.
 //!
-//! How: a sample's colour depends only on its (row parity, column parity)
-//! class, which the pixel-map row names.  For each output row the code keeps,
-//! per column, the sum of the window's samples on even rows and on odd rows
-//! (updated by adding the row entering the window and subtracting the one
-//! leaving it), then slides a window along the row over those column sums,
-//! keeping the four class sums.  Each class's sample count is a product of
-//! row and column counts.  Summing classes into colours through the table is
-//! the only place the Bayer order appears.
+//! How: in a Bayer pattern red sits at one (row parity, column parity)
+//! class, blue at the opposite one, green at the other two; the table row
+//! says where red is, which is the only place the order appears.  Call rows
+//! of red's parity "red rows".  For each output row the code keeps, per
+//! column, the sum of the window's samples on red rows and on the other
+//! rows, packed into one `u64` (updated by adding the row entering the
+//! window and subtracting the one leaving it), then slides a window along
+//! the row over those column sums, keeping two packed accumulators: columns
+//! of red's parity (red | green) and of the other parity (green | blue).
+//! Each colour's sample count is a product of row and column counts, and the
+//! division by it is a multiplication by a reciprocal that is exact for
+//! every sum that can occur.
 
-use super::formats::{BayerMap, RgbMap};
+use super::formats::{BayerMap, Color, RgbMap};
 
 /// Why a frame was not converted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +31,9 @@ pub enum DebayerError {
     Short,
     /// Zero width or height.
     Empty,
+    /// The table row is not a Bayer pattern (red and blue on one diagonal,
+    /// green on the other).
+    Pattern,
 }
 
 /// Geometry and formats of one conversion.
@@ -39,41 +46,20 @@ pub struct Debayer<'a> {
     pub source: &'a RgbMap,
 }
 
-/// `u32`s of scratch `Debayer::run` needs: two column-sum rows.
+/// `u64`s of scratch `Debayer::run` needs: one packed column sum per column.
 pub const fn scratch_len(width: usize) -> usize {
-    2 * width
+    width
 }
 
 /// Reads sample `i` of a row stored with `bpp` bytes per sample.
 #[inline(always)]
-fn sample(row: &[u8], bpp: usize, i: usize) -> u32 {
+fn sample(row: &[u8], bpp: usize, i: usize) -> u64 {
     if bpp == 1 {
-        row.get(i).map_or(0, |&b| u32::from(b))
+        row.get(i).map_or(0, |&b| u64::from(b))
     } else {
-        let lo = row.get(2 * i).map_or(0, |&b| u32::from(b));
-        let hi = row.get(2 * i + 1).map_or(0, |&b| u32::from(b));
+        let lo = row.get(2 * i).map_or(0, |&b| u64::from(b));
+        let hi = row.get(2 * i + 1).map_or(0, |&b| u64::from(b));
         lo | hi << 8
-    }
-}
-
-/// Adds (or, with `sub`, subtracts) row `row` of the frame to the column
-/// sums of its parity.
-fn add_row(cols: &mut [u32], frame: &[u8], d: &Debayer<'_>, row: usize, sub: bool) {
-    let stride = d.width * d.sink.bpp;
-    let Some(src) = frame.get(row * stride..(row + 1) * stride) else {
-        return;
-    };
-    let Some(dst) = cols.get_mut((row & 1) * d.width..((row & 1) + 1) * d.width) else {
-        return;
-    };
-    let bpp = d.sink.bpp;
-    for (i, c) in dst.iter_mut().enumerate() {
-        let v = sample(src, bpp, i);
-        *c = if sub {
-            c.wrapping_sub(v)
-        } else {
-            c.wrapping_add(v)
-        };
     }
 }
 
@@ -82,6 +68,67 @@ fn add_row(cols: &mut [u32], frame: &[u8], d: &Debayer<'_>, row: usize, sub: boo
 fn to_u8(mean: u32, bits: u32) -> u8 {
     // Means are at most 2^bits - 1, so the shifted value fits.
     (mean >> (bits - 8)) as u8
+}
+
+/// Exact division by reciprocal: `div(sum, recip(n)) == sum / n` for every
+/// `sum < 2^22` and `1 <= n <= 2^10` (a 25 x 25 window of 12-bit samples
+/// stays below both).  With m = ceil(2^42 / n) = (2^42 + e) / n, e < n, the
+/// product overshoots sum / n by sum * e / (n * 2^42) < 1 / n, which never
+/// reaches the next integer.  `recip(0)` is 0, so a colour absent from the
+/// window (window 1) comes out 0, as in vimc.
+#[inline(always)]
+const fn recip(n: u32) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        (1u64 << 42).div_ceil(n as u64)
+    }
+}
+
+#[inline(always)]
+const fn div(sum: u64, rec: u64) -> u32 {
+    ((sum * rec) >> 42) as u32
+}
+
+const LO: u64 = 0xffff_ffff;
+
+/// Writes one output pixel from the packed accumulators `a` (red | green)
+/// and `b` (green | blue), given each colour's reciprocal count and byte
+/// offset.  Spelled out per colour (no loop): this runs once per pixel.
+#[inline(always)]
+fn emit(px: &mut [u8], a: u64, b: u64, rec: &[u64; 3], offs: [usize; 3], bits: u32) {
+    let [rr, rg, rb] = *rec;
+    let [o_r, o_g, o_b] = offs;
+    let red = div(a & LO, rr);
+    let green = div((a >> 32) + (b & LO), rg);
+    let blue = div(b >> 32, rb);
+    if let Some(p) = px.get_mut(o_r) {
+        *p = to_u8(red, bits);
+    }
+    if let Some(p) = px.get_mut(o_g) {
+        *p = to_u8(green, bits);
+    }
+    if let Some(p) = px.get_mut(o_b) {
+        *p = to_u8(blue, bits);
+    }
+}
+
+/// Where red is: (row parity, column parity), after checking that the row
+/// is a Bayer pattern.
+fn red_class(map: &BayerMap) -> Result<(usize, usize), DebayerError> {
+    for (pr, qr) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        if map.color_at(pr, qr) == Color::Red {
+            let ok = map.color_at(pr ^ 1, qr ^ 1) == Color::Blue
+                && map.color_at(pr, qr ^ 1) == Color::Green
+                && map.color_at(pr ^ 1, qr) == Color::Green;
+            return if ok {
+                Ok((pr, qr))
+            } else {
+                Err(DebayerError::Pattern)
+            };
+        }
+    }
+    Err(DebayerError::Pattern)
 }
 
 impl Debayer<'_> {
@@ -102,7 +149,7 @@ impl Debayer<'_> {
         &self,
         frame: &[u8],
         out: &mut [u8],
-        scratch: &mut [u32],
+        scratch: &mut [u64],
     ) -> Result<(), DebayerError> {
         let (w, h) = (self.width, self.height);
         if w == 0 || h == 0 {
@@ -117,102 +164,159 @@ impl Debayer<'_> {
         {
             return Err(DebayerError::Short);
         }
+        let (pr, qr) = red_class(self.sink)?;
         let r = self.window / 2;
+        let bpp = self.sink.bpp;
+        let stride = w * bpp;
         let cols = scratch
             .get_mut(..scratch_len(w))
             .ok_or(DebayerError::Short)?;
+        // A red row's samples go to the low half of a column sum, the
+        // others' to the high half.
+        let shift = |row: usize| 32 * (((row & 1) ^ pr) as u32);
+        let line = |row: usize| frame.get(row * stride..(row + 1) * stride).unwrap_or(&[]);
         cols.fill(0);
         // The window of output row 0 is rows 0..=r.
         for row in 0..(r + 1).min(h) {
-            add_row(cols, frame, self, row, false);
+            let (src, sh) = (line(row), shift(row));
+            for (i, c) in cols.iter_mut().enumerate() {
+                *c += sample(src, bpp, i) << sh;
+            }
         }
-        let sel = class_masks(self.sink);
         for (y, out_row) in out.chunks_exact_mut(3 * w).take(h).enumerate() {
             if y > 0 {
-                // Slide the window down: row y + r enters, row y - r - 1 leaves.
-                if y + r < h {
-                    add_row(cols, frame, self, y + r, false);
-                }
-                if y > r {
-                    add_row(cols, frame, self, y - r - 1, true);
+                // Slide the window down: row y + r enters, row y - r - 1
+                // leaves (one pass; add before subtract, so neither half
+                // of a sum goes below zero or carries into the other).
+                let enter = (y + r < h).then(|| (line(y + r), shift(y + r)));
+                let leave = (y > r).then(|| (line(y - r - 1), shift(y - r - 1)));
+                match (enter, leave) {
+                    (Some((a, sa)), Some((b, sb))) => {
+                        for (i, c) in cols.iter_mut().enumerate() {
+                            *c = (*c + (sample(a, bpp, i) << sa)) - (sample(b, bpp, i) << sb);
+                        }
+                    }
+                    (Some((a, sa)), None) => {
+                        for (i, c) in cols.iter_mut().enumerate() {
+                            *c += sample(a, bpp, i) << sa;
+                        }
+                    }
+                    (None, Some((b, sb))) => {
+                        for (i, c) in cols.iter_mut().enumerate() {
+                            *c -= sample(b, bpp, i) << sb;
+                        }
+                    }
+                    (None, None) => {}
                 }
             }
-            let nrows = parity_counts(y.saturating_sub(r), (y + r).min(h - 1));
-            let (ce, co) = cols.split_at(w);
-            self.row(ce, co, nrows, &sel, out_row);
+            // Rows in the window: red rows and the others.
+            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+            let n = parity_counts(lo, hi);
+            let rows = (n[pr], n[pr ^ 1]);
+            self.row(cols, rows, qr, out_row);
         }
         Ok(())
     }
 
-    /// One output row from the column sums of even (`ce`) and odd (`co`)
-    /// window rows.
+    /// One output row from the packed column sums.
+    ///
+    /// `a` accumulates columns of red's parity (low: red, high: green of
+    /// the other rows), `b` the other columns (low: green of red rows,
+    /// high: blue).  Away from the edges every window has the same column
+    /// counts up to the parity of its first column, so the reciprocals are
+    /// computed once per row for each parity; the edges take the general
+    /// path, which clips the window and computes its own.
     #[inline(always)]
-    fn row(
-        &self,
-        ce: &[u32],
-        co: &[u32],
-        nrows: [u32; 2],
-        sel: &[[u32; 4]; 3],
-        out_row: &mut [u8],
-    ) {
+    fn row(&self, cols: &[u64], rows: (u32, u32), qr: usize, out_row: &mut [u8]) {
         let w = self.width;
         let r = self.window / 2;
-        let off = self.source.offset;
+        let offs = self.source.offset;
         let bits = self.sink.bits;
-        let col = |c: &[u32], x: usize| c.get(x).copied().unwrap_or(0);
-        // s[p][q]: sum over window rows of parity p, columns of parity q.
-        let mut s = [[0u32; 2]; 2];
+        let col = |x: usize| cols.get(x).copied().unwrap_or(0);
+        // Per colour, the reciprocal of its sample count in a window whose
+        // columns are lo..=hi.
+        let recips = |lo: usize, hi: usize| -> [u64; 3] {
+            let n = parity_counts(lo, hi);
+            let (cq, co) = (n[qr], n[qr ^ 1]);
+            [
+                recip(rows.0 * cq),
+                recip(rows.0 * co + rows.1 * cq),
+                recip(rows.1 * co),
+            ]
+        };
+        let mut a = 0u64;
+        let mut b = 0u64;
+        // Adds (or subtracts) column x to the accumulator of its parity.
+        let step = |a: &mut u64, b: &mut u64, x: usize, add: bool| {
+            let acc = if x & 1 == qr { a } else { b };
+            if add {
+                *acc += col(x);
+            } else {
+                *acc -= col(x);
+            }
+        };
         for x in 0..(r + 1).min(w) {
-            s[0][x & 1] += col(ce, x);
-            s[1][x & 1] += col(co, x);
+            step(&mut a, &mut b, x, true);
         }
-        for (x, px) in out_row.chunks_exact_mut(3).take(w).enumerate() {
+        // The general step at pixel x (window columns clipped to the row).
+        let edge = |a: &mut u64, b: &mut u64, x: usize, px: &mut [u8]| {
             if x > 0 {
-                let enter = x + r;
-                if enter < w {
-                    s[0][enter & 1] += col(ce, enter);
-                    s[1][enter & 1] += col(co, enter);
+                if x + r < w {
+                    step(a, b, x + r, true);
                 }
                 if x > r {
-                    let leave = x - r - 1;
-                    s[0][leave & 1] -= col(ce, leave);
-                    s[1][leave & 1] -= col(co, leave);
+                    step(a, b, x - r - 1, false);
                 }
             }
-            let nc = parity_counts(x.saturating_sub(r), (x + r).min(w - 1));
-            let class_sum = [s[0][0], s[0][1], s[1][0], s[1][1]];
-            let class_n = [
-                nrows[0] * nc[0],
-                nrows[0] * nc[1],
-                nrows[1] * nc[0],
-                nrows[1] * nc[1],
-            ];
-            for (mask, &o) in sel.iter().zip(off.iter()) {
-                let (mut sum, mut n) = (0, 0);
-                for ((m, cs), cn) in mask.iter().zip(class_sum).zip(class_n) {
-                    sum += m * cs;
-                    n += m * cn;
+            let rec = recips(x.saturating_sub(r), (x + r).min(w - 1));
+            emit(px, *a, *b, &rec, offs, bits);
+        };
+        // Pixels 0..m0: no column leaves yet; m0..m1: one enters and one
+        // leaves, the window is whole; m1..w: columns only leave.
+        let m0 = (r + 1).min(w);
+        let m1 = w.saturating_sub(r).max(m0);
+        if let Some(left) = out_row.get_mut(..3 * m0) {
+            for (x, px) in left.chunks_exact_mut(3).enumerate() {
+                edge(&mut a, &mut b, x, px);
+            }
+        }
+        // Entering column e = x + r, leaving e - 2r - 1 (the other parity);
+        // the window's first column x - r has e's parity.
+        let rec_same = recips(qr, qr + 2 * r);
+        let rec_other = recips(qr ^ 1, (qr ^ 1) + 2 * r);
+        let n = m1 - m0;
+        let l0 = m0.saturating_sub(r + 1); // m0 - r - 1 whenever n > 0
+        if let (Some(enter), Some(leave), Some(mid)) = (
+            cols.get(m0 + r..m1 + r),
+            cols.get(l0..l0 + n),
+            out_row.get_mut(3 * m0..3 * m1),
+        ) {
+            let mut same = (m0 + r) & 1 == qr;
+            // (Not `zip` with the chunks: its random-access length divides by
+            // the chunk size, whose panic path objtool misreads.)
+            let mut cols = enter.iter().zip(leave);
+            for px in mid.chunks_exact_mut(3) {
+                let Some((&ce, &cl)) = cols.next() else {
+                    break;
+                };
+                if same {
+                    a += ce;
+                    b -= cl;
+                    emit(px, a, b, &rec_same, offs, bits);
+                } else {
+                    b += ce;
+                    a -= cl;
+                    emit(px, a, b, &rec_other, offs, bits);
                 }
-                // A window of 1 has one colour only; the others stay 0, as in vimc.
-                let mean = sum.checked_div(n).unwrap_or(0);
-                if let Some(b) = px.get_mut(o) {
-                    *b = to_u8(mean, bits);
-                }
+                same = !same;
+            }
+        }
+        if let Some(right) = out_row.get_mut(3 * m1..3 * w) {
+            for (i, px) in right.chunks_exact_mut(3).enumerate() {
+                edge(&mut a, &mut b, m1 + i, px);
             }
         }
     }
-}
-
-/// Per colour, which of the four (row parity, column parity) classes carry
-/// it: 1 or 0, indexed `2 * p + q`.  This is where the table row is read.
-fn class_masks(map: &BayerMap) -> [[u32; 4]; 3] {
-    let mut sel = [[0u32; 4]; 3];
-    for (c, mask) in sel.iter_mut().enumerate() {
-        for (k, m) in mask.iter_mut().enumerate() {
-            *m = u32::from(map.color_at(k >> 1, k & 1) as usize == c);
-        }
-    }
-    sel
 }
 
 /// How many even and how many odd integers lie in `lo..=hi`.

@@ -59,6 +59,9 @@ pub(crate) struct MediaDevice {
     mdev: Opaque<sys::media_device>,
     #[pin]
     v4l2: Opaque<sys::v4l2_device>,
+    /// The one pipeline the video nodes start (see `capture.rs`).
+    #[pin]
+    pipe: Opaque<sys::media_pipeline>,
 }
 
 // SAFETY: the C structures are only touched through the media core's own
@@ -79,14 +82,17 @@ impl MediaDevice {
         // The two structures are set up in one closure so that a failure
         // part-way can undo what was done, in reverse.
         let init = move |this: *mut Self| -> Result {
-            // SAFETY: `this` is valid for writes (pin-init slot); `mdev` and
-            // `v4l2` are plain C data for which all-zero is the documented
-            // starting state.
+            // SAFETY: `this` is valid for writes (pin-init slot); `mdev`,
+            // `v4l2` and `pipe` are plain C data for which all-zero is the
+            // documented starting state.
             let (mdev, v4l2) = unsafe {
                 let mdev = Opaque::cast_into(core::ptr::addr_of!((*this).mdev));
                 let v4l2 = Opaque::cast_into(core::ptr::addr_of!((*this).v4l2));
+                let pipe = Opaque::cast_into(core::ptr::addr_of!((*this).pipe));
                 mdev.write_bytes(0, 1);
                 v4l2.write_bytes(0, 1);
+                // The media core initialises the rest at pipeline start.
+                pipe.write_bytes(0, 1);
                 (mdev, v4l2)
             };
             // SAFETY: `mdev` is zeroed and exclusively ours until registered.
@@ -133,6 +139,11 @@ impl MediaDevice {
         // SAFETY: the V4L2 device is registered; nodes are removed when
         // their sub-devices are unregistered.
         to_result(unsafe { sys::__v4l2_device_register_subdev_nodes(self.v4l2(), false) })
+    }
+
+    /// The shared pipeline object of the video nodes.
+    pub(crate) fn pipe(&self) -> *mut sys::media_pipeline {
+        self.pipe.get()
     }
 
     /// The raw V4L2 device, for subdev and video node registration.

@@ -6,7 +6,7 @@
 use super::formats::{self, Fmt, Rect};
 use super::media::{sys, MediaDevice};
 use super::subdev::{self, Desc, OpsTable, Subdev};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
 pub(crate) const SINK: u32 = 0;
@@ -16,14 +16,14 @@ pub(crate) const SRC: u32 = 1;
 pub(crate) struct Scaler {
     #[pin]
     pub(crate) sd: Subdev<2>,
-    pub(crate) streaming: AtomicBool,
+    pub(crate) streaming: AtomicU32,
 }
 
 impl Scaler {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             sd <- Subdev::new(),
-            streaming: AtomicBool::new(false),
+            streaming: AtomicU32::new(0),
         })
     }
 
@@ -195,7 +195,7 @@ unsafe extern "C" fn set_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid request and locked state; `sd` is ours.
     let (fmt, this) = unsafe { (&mut *fmt, this(sd)) };
-    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) {
+    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) != 0 {
         return EBUSY.to_errno();
     }
     // SAFETY: as above; distinct pads and the crop are distinct entries.
@@ -265,7 +265,7 @@ unsafe extern "C" fn set_selection(
     if sel.pad != SINK || sel.target != sys::V4L2_SEL_TGT_CROP {
         return EINVAL.to_errno();
     }
-    if subdev::is_active(sel.which) && this.streaming.load(Ordering::Relaxed) {
+    if subdev::is_active(sel.which) && this.streaming.load(Ordering::Relaxed) != 0 {
         return EBUSY.to_errno();
     }
     // SAFETY: as above.

@@ -75,10 +75,13 @@ impl Scaler {
     #[inline(always)]
     pub fn map(&self, o: usize, start: u32, len: u32, out_len: usize) -> usize {
         let (start, len) = (start as usize, len as usize);
+        // `check` refused zero output sizes; `checked_div` keeps a panic
+        // path (which objtool misreads as a fall-through) out of the code.
         if self.bayer {
-            2 * ((o / 2) * (len / 2) / (out_len / 2) + start / 2) + (o & 1)
+            let cell = ((o / 2) * (len / 2)).checked_div(out_len / 2).unwrap_or(0);
+            2 * (cell + start / 2) + (o & 1)
         } else {
-            o * len / out_len + start
+            (o * len).checked_div(out_len).unwrap_or(0) + start
         }
     }
 

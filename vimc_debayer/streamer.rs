@@ -3,9 +3,11 @@
 //! The streaming thread: at the frame interval, the sensor's test pattern
 //! (the kernel's v4l2-tpg, set up as in-tree vimc's sensor sets it up, and
 //! generated once at stream on because it does not change) goes
-//! through the debayer and the scaler into the next queued capture buffer,
-//! like vimc's streamer.  The pipeline's formats are read once at stream on
-//! (they cannot change while streaming); the window size is read per frame.
+//! through the debayer and the scaler into the next queued capture buffer
+//! (or, for the raw capture node, straight into it), like vimc's streamer.
+//! The pipeline's formats are read once at stream on (they cannot change
+//! while streaming); the window size is read per frame.  Each stage's time
+//! is recorded in `Timings` (debugfs `timing`).
 
 use super::capture::Capture;
 use super::debayer::{self, Debayer};
@@ -16,9 +18,16 @@ use super::scaler::Scaler;
 use super::scaler_core;
 use super::sensor::{self, Sensor};
 use super::subdev;
+use super::timing::{FrameTime, Timings};
 use core::ffi::c_void;
-use core::sync::atomic::Ordering;
-use kernel::{bindings, prelude::*, types::Opaque};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::Arc,
+    time::{Instant, Monotonic},
+    types::Opaque,
+};
 
 /// Frame interval: 30 frames per second, vimc's default.
 const INTERVAL_JIFFIES: kernel::ffi::c_long = (bindings::HZ / 30) as kernel::ffi::c_long;
@@ -37,11 +46,22 @@ unsafe impl Send for Sources {}
 // SAFETY: as above.
 unsafe impl Sync for Sources {}
 
+/// Which node a stream feeds, and so which entities it goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Sensor -> raw capture node: Bayer frames as the sensor makes them.
+    Raw,
+    /// Sensor -> debayer -> scaler -> capture node.
+    Rgb,
+}
+
 /// What the thread works on; owned by `Streamer`, used only by the thread
 /// while it runs.
 struct Ctx {
     capture: *const Capture,
     debayer: *const Debayer,
+    path: Path,
+    timings: Arc<Timings>,
     width: usize,
     height: usize,
     sink: &'static BayerMap,
@@ -50,7 +70,7 @@ struct Ctx {
     bayer: KVVec<u8>,
     rgb: KVVec<u8>,
     scaled: KVVec<u8>,
-    deb_scratch: KVVec<u32>,
+    deb_scratch: KVVec<u64>,
     scale_scratch: KVVec<u32>,
 }
 
@@ -61,19 +81,45 @@ pub(crate) struct Streamer {
     /// Owned here, used by the thread alone; freed after it stops.
     _ctx: KBox<Ctx>,
     sources: Sources,
+    path: Path,
 }
 
 // SAFETY: the task pointer is only passed to `kthread_stop`; the context is
 // used by the thread alone until that returns.
 unsafe impl Send for Streamer {}
 
-fn set_streaming(s: &Sources, on: bool) {
+/// Counts a stream in (or out of) each entity on `path`: an entity's
+/// active formats are fixed while any stream goes through it (the raw and
+/// the RGB node may stream at once; both go through the sensor).
+fn set_streaming(s: &Sources, path: Path, on: bool) {
+    let count = |c: &AtomicU32| {
+        if on {
+            c.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    };
     // SAFETY: see `Sources`.
     unsafe {
-        (*s.sensor).streaming.store(on, Ordering::Relaxed);
-        (*s.debayer).streaming.store(on, Ordering::Relaxed);
-        (*s.scaler).streaming.store(on, Ordering::Relaxed);
+        count(&(*s.sensor).streaming);
+        if path == Path::Rgb {
+            count(&(*s.debayer).streaming);
+            count(&(*s.scaler).streaming);
+        }
     }
+}
+
+/// Nanoseconds since `t`.
+fn since(t: Instant<Monotonic>) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(0)
+}
+
+/// Runs `f`, recording its time in `ft`.
+fn timed<R>(ft: &FrameTime, f: impl FnOnce() -> R) -> R {
+    let t = Instant::<Monotonic>::now();
+    let r = f();
+    ft.record(since(t));
+    r
 }
 
 /// The active format of `pad` of the sub-device `sd`.
@@ -90,36 +136,74 @@ fn active_fmt(sd: *mut sys::v4l2_subdev, pad: u32) -> Option<Fmt> {
 impl Streamer {
     /// Reads the pipeline's formats (validated equal across links by the
     /// media core just before), fixes them, and starts the thread.
-    pub(crate) fn start(capture: &Capture, sources: &Sources) -> Result<Self> {
+    pub(crate) fn start(
+        capture: &Capture,
+        sources: &Sources,
+        path: Path,
+        timings: &Arc<Timings>,
+    ) -> Result<Self> {
         // Fix the formats first, so that none changes between reading it
         // and the thread using it.
-        set_streaming(sources, true);
-        let r = Self::start_fixed(capture, sources);
+        set_streaming(sources, path, true);
+        let r = Self::start_fixed(capture, sources, path, timings);
         if r.is_err() {
-            set_streaming(sources, false);
+            set_streaming(sources, path, false);
         }
         r
     }
 
-    fn start_fixed(capture: &Capture, sources: &Sources) -> Result<Self> {
+    fn start_fixed(
+        capture: &Capture,
+        sources: &Sources,
+        path: Path,
+        timings: &Arc<Timings>,
+    ) -> Result<Self> {
         // SAFETY: see `Sources`.
         let (sen, deb, sca) = unsafe { (&*sources.sensor, &*sources.debayer, &*sources.scaler) };
         let sensor_fmt = active_fmt(sen.sd.raw(), sensor::SRC).ok_or(EINVAL)?;
-        let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
-        let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
         let sink = formats::bayer_map(sensor_fmt.code).ok_or(EINVAL)?;
-        let source = formats::rgb_map(deb_src.code).ok_or(EINVAL)?;
-        let bpp = formats::bytes_per_pixel(sc_sink.code).ok_or(EINVAL)?;
         let (w, h) = (sensor_fmt.width as usize, sensor_fmt.height as usize);
-        let scale = scaler_core::Scaler {
-            sink_w: sc_sink.width as usize,
-            sink_h: sc_sink.height as usize,
-            crop,
-            out_w: sc_src.width as usize,
-            out_h: sc_src.height as usize,
-            bpp,
-            bayer: formats::bayer_map(sc_sink.code).is_some(),
+        // The raw path has no debayer or scaler stage: an empty scaler and
+        // no intermediate buffers.  `upstream` is the format the node gets.
+        let (deb_src_code, source, scale, upstream) = if path == Path::Rgb {
+            let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
+            let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
+            let source = formats::rgb_map(deb_src.code).ok_or(EINVAL)?;
+            let bpp = formats::bytes_per_pixel(sc_sink.code).ok_or(EINVAL)?;
+            let scale = scaler_core::Scaler {
+                sink_w: sc_sink.width as usize,
+                sink_h: sc_sink.height as usize,
+                crop,
+                out_w: sc_src.width as usize,
+                out_h: sc_src.height as usize,
+                bpp,
+                bayer: formats::bayer_map(sc_sink.code).is_some(),
+            };
+            (deb_src.code, source, scale, sc_src)
+        } else {
+            let scale = scaler_core::Scaler {
+                sink_w: 0,
+                sink_h: 0,
+                crop: formats::Rect::default(),
+                out_w: 0,
+                out_h: 0,
+                bpp: 1,
+                bayer: true,
+            };
+            (
+                0,
+                formats::rgb_map(formats::DEFAULT_RGB).ok_or(EINVAL)?,
+                scale,
+                sensor_fmt,
+            )
         };
+        // Link validation ran only if this stream started the pipeline;
+        // the other node's may be running already, so check our end here.
+        if !capture.accepts(&upstream) {
+            crate::dyndbg::ddbg!("stream on: capture format does not match {:?}\n", upstream);
+            return Err(EPIPE);
+        }
+        let rgb_len = if path == Path::Rgb { w * h * 3 } else { 0 };
         // The pattern does not move (no on-screen text, no motion), so the
         // sensor frame is generated once per stream, not once per frame.
         let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
@@ -133,7 +217,7 @@ impl Streamer {
         // SAFETY: `tpg` is ours; `bayer` holds a whole frame at the bytes per
         // line `setup_tpg` sets; `tpg_free` accepts a tpg whose allocation
         // failed part-way (its line pointers start NULL).
-        let ret = unsafe {
+        let ret = timed(&timings.sensor, || unsafe {
             sys::tpg_init(tpg.get(), w as u32, h as u32);
             let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);
             if ret == 0 {
@@ -142,21 +226,31 @@ impl Streamer {
             }
             sys::tpg_free(tpg.get());
             ret
-        };
+        });
         kernel::error::to_result(ret)?;
         let ctx = KBox::new(
             Ctx {
                 capture,
                 debayer: sources.debayer,
+                path,
+                timings: timings.clone(),
                 width: w,
                 height: h,
                 sink,
                 source,
                 scale,
                 bayer,
-                rgb: KVVec::from_elem(0u8, w * h * 3, GFP_KERNEL)?,
+                rgb: KVVec::from_elem(0u8, rgb_len, GFP_KERNEL)?,
                 scaled: KVVec::from_elem(0u8, scale.out_len(), GFP_KERNEL)?,
-                deb_scratch: KVVec::from_elem(0u32, debayer_core::scratch_len(w), GFP_KERNEL)?,
+                deb_scratch: KVVec::from_elem(
+                    0u64,
+                    if rgb_len > 0 {
+                        debayer_core::scratch_len(w)
+                    } else {
+                        0
+                    },
+                    GFP_KERNEL,
+                )?,
                 scale_scratch: KVVec::from_elem(
                     0u32,
                     scaler_core::scratch_len(scale.out_w),
@@ -170,7 +264,7 @@ impl Streamer {
             sensor_fmt.code,
             w,
             h,
-            deb_src.code,
+            deb_src_code,
             scale.sink_w,
             scale.sink_h,
             scale.out_w,
@@ -194,6 +288,7 @@ impl Streamer {
             task,
             _ctx: ctx,
             sources: *sources,
+            path,
         })
     }
 }
@@ -204,7 +299,7 @@ impl Drop for Streamer {
         // own, so the task is alive; after this the context is ours again.
         // (-EINTR when it never ran is fine.)
         unsafe { bindings::kthread_stop(self.task) };
-        set_streaming(&self.sources, false);
+        set_streaming(&self.sources, self.path, false);
         crate::dyndbg::ddbg!("stream off\n");
     }
 }
@@ -260,13 +355,8 @@ unsafe fn setup_tpg(t: *mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
 }
 
 impl Ctx {
-    /// One frame through the pipeline into the next queued buffer.
-    fn frame(&mut self) {
-        // SAFETY: the capture node outlives the stream.
-        let capture = unsafe { &*self.capture };
-        let Some(buf) = capture.next_buffer() else {
-            return; // no buffer queued: this frame is dropped, as in vimc
-        };
+    /// Debayer and scaler, each timed; false if either refused the frame.
+    fn process(&mut self) -> bool {
         // SAFETY: see `Sources`.
         let window = unsafe { (*self.debayer).window.load(Ordering::Relaxed) } as usize;
         let d = debayer_core::Debayer {
@@ -276,23 +366,43 @@ impl Ctx {
             sink: self.sink,
             source: self.source,
         };
-        let ok = d
-            .run(&self.bayer, &mut self.rgb, &mut self.deb_scratch)
-            .is_ok()
-            && self
-                .scale
-                .run(&self.rgb, &mut self.scaled, &mut self.scale_scratch)
-                .is_ok();
+        let (bayer, rgb, scratch) = (&self.bayer, &mut self.rgb, &mut self.deb_scratch);
+        if timed(&self.timings.debayer, || d.run(bayer, rgb, scratch)).is_err() {
+            return false;
+        }
+        let (scale, scaled, scratch) = (&self.scale, &mut self.scaled, &mut self.scale_scratch);
+        timed(&self.timings.scaler, || {
+            scale.run(&self.rgb, scaled, scratch)
+        })
+        .is_ok()
+    }
+
+    /// One frame through the pipeline into the next queued buffer.
+    fn frame(&mut self) {
+        // SAFETY: the capture node outlives the stream.
+        let capture = unsafe { &*self.capture };
+        let Some(buf) = capture.next_buffer() else {
+            return; // no buffer queued: this frame is dropped, as in vimc
+        };
+        let (ok, out, copy_time) = match self.path {
+            Path::Raw => (true, &self.bayer, &self.timings.raw_capture),
+            Path::Rgb => {
+                let ok = self.process();
+                (ok, &self.scaled, &self.timings.capture)
+            }
+        };
         let fmt = capture.format();
         let vb = buf.0;
         // SAFETY: a buffer vb2 queued to us; `buf_prepare` checked that
-        // plane 0 holds `sizeimage` bytes, which is `scaled.len()` (link
-        // validation made the capture format the scaler's output).
+        // plane 0 holds `sizeimage` bytes, which is `out.len()` (link
+        // validation made the capture format the upstream pad's).
         unsafe {
             let vaddr = sys::vb2_plane_vaddr(vb, 0).cast::<u8>();
-            let len = (fmt.sizeimage as usize).min(self.scaled.len());
+            let len = (fmt.sizeimage as usize).min(out.len());
             if ok && !vaddr.is_null() {
-                core::ptr::copy_nonoverlapping(self.scaled.as_ptr(), vaddr, len);
+                timed(copy_time, || {
+                    core::ptr::copy_nonoverlapping(out.as_ptr(), vaddr, len)
+                });
             }
             (*vb).timestamp = bindings::ktime_get() as u64;
             let vbuf = vb.cast::<sys::vb2_v4l2_buffer>(); // vb2_buf is its first member

@@ -29,4 +29,5 @@ pub mod vimc {
     pub mod debayer_core;
     pub mod formats;
     pub mod scaler_core;
+    pub mod timing;
 }

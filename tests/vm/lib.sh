@@ -120,6 +120,34 @@ media_of() {
 }
 rmmod_if_loaded() { ! grep -q "^$1 " /proc/modules || rmmod "$1"; }
 
+# The capture pixel format of a Bayer media bus code (raw nodes).
+vimc_raw_fourcc() {
+	case $1 in
+	SBGGR8_1X8) echo BA81 ;; SGBRG8_1X8) echo GBRG ;; SGRBG8_1X8) echo GRBG ;; SRGGB8_1X8) echo RGGB ;;
+	SBGGR10_1X10) echo BG10 ;; SGBRG10_1X10) echo GB10 ;; SGRBG10_1X10) echo BA10 ;; SRGGB10_1X10) echo RG10 ;;
+	SBGGR12_1X12) echo BG12 ;; SGBRG12_1X12) echo GB12 ;; SGRBG12_1X12) echo BA12 ;; SRGGB12_1X12) echo RG12 ;;
+	*) return 1 ;;
+	esac
+}
+# A vimc-style pipeline (in-tree vimc's or ours) at one Bayer code and
+# size: sensor -> debayer (window WIN) -> RGB888 -> scaler 1:1 -> the RGB
+# capture node.  The sensor's raw node is part of the pipeline (it hangs
+# off the sensor's pad), so it is set to match the sensor too.
+vimc_setup() { # MDEV CAPTURE_ENTITY CODE W H WIN
+	local m=$1 cap=$2 code=$3 w=$4 h=$5 win=$6 cs=" colorspace:srgb" raw
+	media-ctl -d "$m" -V "\"Sensor A\":0[fmt:$code/${w}x$h$cs]" || return 1
+	media-ctl -d "$m" -V "\"Debayer A\":0[fmt:$code/${w}x$h$cs]" || return 1
+	media-ctl -d "$m" -V "\"Debayer A\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
+	media-ctl -d "$m" -V "\"Scaler\":0[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
+	media-ctl -d "$m" -V "\"Scaler\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
+	v4l2-ctl -d "$(media-ctl -d "$m" -e "Debayer A")" -c debayer_mean_window_size="$win" || return 1
+	v4l2-ctl -d "$(media-ctl -d "$m" -e "$cap")" --set-fmt-video="width=$w,height=$h,pixelformat=RGB3" || return 1
+	raw=$(media-ctl -d "$m" -e "Raw Capture 0" 2>/dev/null || true)
+	case $raw in
+	/dev/*) v4l2-ctl -d "$raw" --set-fmt-video="width=$w,height=$h,pixelformat=$(vimc_raw_fourcc "$code")" || return 1 ;;
+	esac
+}
+
 # Runs QMP commands (JSON, one per argument) on the host through
 # tools/qmp-relay (started by tools/vm-test); prints the answers, one per
 # line (device_del also waits for, and prints, DEVICE_DELETED).

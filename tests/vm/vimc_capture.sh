@@ -3,7 +3,9 @@
 # validation refuses a mismatched pipeline with EPIPE, formats cannot
 # change while streaming (EBUSY), v4l2-compliance streams (one check that
 # v4l-utils 1.22 cannot pass on 7.3 aside), tools/vimc-png writes the
-# frame, and 100 stream on/off cycles leave the module unloadable.
+# frame, the raw node streams Bayer frames (mmap and dmabuf) alongside the
+# RGB node, debugfs shows per-entity frame times, and 100 stream on/off
+# cycles leave the module unloadable.
 insmod_ours vimc_debayer || fail "insmod"
 wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
 mdev=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
@@ -13,15 +15,15 @@ vid=$(mc -e Capture)
 mc -p | grep -q '"Capture":0 \[ENABLED,IMMUTABLE\]' || fail "Scaler -> Capture link missing"
 v4l2-ctl -d "$vid" --info | grep -q "Driver name *: vimc_debayer" || fail "$vid is not ours"
 log "Capture node $vid, linked from Scaler:1"
+raw=$(mc -e "Raw Capture 0")
+[ -c "$raw" ] || fail "no Raw Capture 0 video node ($raw)"
+mc -p | grep -q '"Raw Capture 0":0 \[ENABLED,IMMUTABLE\]' || fail "Sensor A -> Raw Capture 0 link missing"
+log "Raw Capture 0 node $raw, linked from Sensor A:0"
 
 out=$REPO/build/vm/vimc-frames.raw
 # The whole pipeline at one size and code.
 pipe_fmt() { # BAYER_CODE W H
-	mc -V "\"Sensor A\":0[fmt:$1/$2x$3]" || fail "sensor format"
-	mc -V "\"Debayer A\":0[fmt:$1/$2x$3]" || fail "debayer sink format"
-	mc -V "\"Debayer A\":1[fmt:RGB888_1X24/$2x$3]" || fail "debayer source format"
-	mc -V "\"Scaler\":0[fmt:RGB888_1X24/$2x$3]" || fail "scaler sink format"
-	v4l2-ctl -d "$vid" --set-fmt-video="width=$2,height=$3,pixelformat=RGB3" || fail "capture format"
+	vimc_setup "$mdev" Capture "$1" "$2" "$3" 3 || fail "pipeline format $*"
 }
 # Bars of tpg's 75% colour bar, sampled in the middle row of the last
 # frame: white, yellow, cyan, green, magenta, red, blue, black.
@@ -83,6 +85,7 @@ mc -V '"Debayer A":1[fmt:RGB888_1X24/320x240]' || fail "debayer source format"
 mc -V '"Scaler":0[fmt:RGB888_1X24/320x240]' || fail "scaler sink format"
 mc -V '"Scaler":1[fmt:RGB888_1X24/640x480]' || fail "scaler source format"
 v4l2-ctl -d "$vid" --set-fmt-video=width=640,height=480,pixelformat=RGB3 || fail "capture format"
+v4l2-ctl -d "$raw" --set-fmt-video=width=320,height=240,pixelformat=BA81 || fail "raw capture format"
 rm -f "$out"
 v4l2-ctl -d "$vid" --stream-mmap --stream-count=2 --stream-to="$out" || fail "stream scaled"
 check_bars "$out" 640 480 || fail "scaled SBGGR8 frame is not the colour bar"
@@ -133,6 +136,59 @@ echo "$cout" | grep -qE "^Total for vimc_debayer device $vid: .*Failed: [01]," |
 echo "$cout" | grep -q "test MMAP (select): OK" || fail "v4l2-compliance did not stream MMAP"
 echo "$cout" | grep -q "test USERPTR (select): OK" || fail "v4l2-compliance did not stream USERPTR"
 log "v4l2-compliance -s $vid: streaming tests pass; only the 1.22-vs-7.3 CREATE_BUFS reserved check fails"
+# ... and on the raw node, with buffers exported by the RGB node so that
+# the DMABUF streaming tests run too.
+rout=$(v4l2-compliance -d "$raw" -s --expbuf-device "$vid" 2>&1 || true)
+echo "$rout" | grep -E "^Total|fail:" | sed 's/^/    /'
+echo "$rout" | grep -qE "^Total for vimc_debayer device $raw: .*Failed: [01]," || fail "v4l2-compliance -s on $raw"
+! echo "$rout" | grep "fail:" | grep -qv "check_0(crbufs.reserved, sizeof(crbufs.reserved))" ||
+	fail "v4l2-compliance -s on $raw: $(echo "$rout" | grep 'fail:')"
+for t in "MMAP (select)" "USERPTR (select)" "DMABUF (select)"; do
+	echo "$rout" | grep -q "test $t: OK" || fail "v4l2-compliance did not stream $t on $raw"
+done
+log "v4l2-compliance -s $raw --expbuf-device $vid: MMAP, USERPTR and DMABUF streaming pass"
+
+# The raw node: Bayer frames of the sensor, while the RGB node streams too
+# (both start the media device's one pipeline), into mmap buffers and into
+# dmabufs exported by the RGB node.
+pipe_fmt SRGGB8_1X8 160 120
+echo 0 >/sys/kernel/debug/vimc_debayer/timing
+v4l2-ctl -d "$vid" --stream-mmap --stream-count=100000 --stream-to=/dev/null &
+sp=$!
+sleep 2
+rawout=$REPO/build/vm/vimc-raw.raw
+rm -f "$rawout"
+v4l2-ctl -d "$raw" --stream-mmap --stream-count=3 --stream-to="$rawout" || fail "raw stream"
+[ -d /proc/$sp ] || fail "the RGB stream ended before the raw one"
+kill $sp 2>/dev/null || true
+wait $sp 2>/dev/null || true
+[ "$(stat -c %s "$rawout")" = $((160 * 120 * 3)) ] || fail "raw: $(stat -c %s "$rawout") bytes, want 3 frames of 160x120 8-bit Bayer"
+python3 - "$rawout" <<'PY' || fail "raw frame is not the colour bar in RGGB order"
+import sys
+w, h = 160, 120
+f = open(sys.argv[1], "rb").read()[-w * h:]
+want = ["111", "110", "011", "010", "101", "100", "001", "000"]
+for i, wnt in enumerate(want):
+    x, y = int((i + 0.5) * w / 8) & ~1, h // 2 & ~1
+    rgb = (f[y * w + x], f[y * w + x + 1], f[(y + 1) * w + x + 1])  # R G / G B
+    got = "".join("1" if c >= 120 else "0" if c <= 40 else "?" for c in rgb)
+    assert got == wnt, f"bar {i}: {rgb} is not {wnt}"
+print("    raw RGGB cells ok")
+PY
+log "raw node: 160x120 RGGB frames with the colour bar, while the RGB node streamed"
+rawdma=$REPO/build/vm/vimc-raw-dmabuf.raw
+rm -f "$rawdma"
+v4l2-ctl -d "$raw" --stream-dmabuf --export-device "$vid" --stream-count=3 --stream-to="$rawdma" || fail "dmabuf stream"
+cmp "$rawout" "$rawdma" || fail "frames captured into dmabufs differ from the mmap ones"
+log "dmabuf: raw node filled buffers exported by the RGB node, same bytes as mmap"
+timing=$(cat /sys/kernel/debug/vimc_debayer/timing)
+echo "$timing" | sed 's/^/    /'
+for e in "Sensor A" "Debayer A" "Scaler" "Capture" "Raw Capture 0"; do
+	echo "$timing" | grep -qE "^$e: frames=[1-9][0-9]* last_ns=[1-9]" || fail "debugfs timing: no frames timed for $e"
+done
+echo 0 >/sys/kernel/debug/vimc_debayer/timing
+! grep -v "frames=0 last_ns=0 avg_ns=0 max_ns=0" /sys/kernel/debug/vimc_debayer/timing || fail "timing not reset"
+log "debugfs timing: every entity timed; writing resets"
 
 # 100 stream on/off cycles.
 for i in $(seq 100); do

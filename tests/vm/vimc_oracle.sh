@@ -1,7 +1,8 @@
 # Oracle: in-tree vimc and vimc_debayer stream the same sensor pattern
 # (v4l2-tpg's 75% colour bar, vimc's on-screen text off) through sensor ->
 # debayer -> scaler (1:1) -> capture at the same format, size and window;
-# the RGB frames must be byte-identical.  For 10- and 12-bit input vimc
+# the RGB frames must be byte-identical, and so must the raw nodes' Bayer
+# frames.  For 10- and 12-bit input vimc
 # keeps the low byte of the mean where we keep its top 8 bits (on purpose,
 # Documentation/vimc-debayer.rst); as tpg stores those samples as the 8-bit
 # value shifted up, our 10/12-bit frame must equal vimc's 8-bit frame of the
@@ -17,34 +18,11 @@ ours=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
 subdev_of() { media-ctl -d "$1" -e "$2"; }
 v4l2-ctl -d "$(subdev_of "$theirs" "Sensor A")" -c show_information=2 || fail "vimc OSD off (Show Information: None)"
 
-setup() { # MDEV CAPTURE_ENTITY CODE W H WINDOW
-	local m=$1 cap=$2 code=$3 w=$4 h=$5 win=$6 cs=" colorspace:srgb"
-	media-ctl -d "$m" -V "\"Sensor A\":0[fmt:$code/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Debayer A\":0[fmt:$code/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Debayer A\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Scaler\":0[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Scaler\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
-	v4l2-ctl -d "$(subdev_of "$m" "Debayer A")" -c debayer_mean_window_size="$win" || return 1
-	v4l2-ctl -d "$(media-ctl -d "$m" -e "$cap")" --set-fmt-video="width=$w,height=$h,pixelformat=RGB3" || return 1
-	# vimc's sensor also feeds an enabled raw capture node, which is part
-	# of the pipeline and must match the sensor too.
-	local raw
-	raw=$(media-ctl -d "$m" -e "Raw Capture 0" 2>/dev/null || true)
-	case $raw in
-	/dev/*) v4l2-ctl -d "$raw" --set-fmt-video="width=$w,height=$h,pixelformat=$(raw_fourcc "$code")" || return 1 ;;
-	esac
-}
-raw_fourcc() {
-	case $1 in
-	SRGGB8_1X8) echo RGGB ;; SBGGR8_1X8) echo BA81 ;;
-	SGBRG8_1X8) echo GBRG ;; SGRBG8_1X8) echo GRBG ;;
-	esac
-}
 grab() { # MDEV CAPTURE_ENTITY FILE
 	v4l2-ctl -d "$(media-ctl -d "$1" -e "$2")" --stream-mmap --stream-count=2 --stream-to="$3"
 }
 d=$REPO/build/vm
-n=0
+n=0 nraw=0
 for pair in SRGGB8_1X8 SBGGR8_1X8 SGBRG8_1X8 SGRBG8_1X8 SBGGR10_1X10:SBGGR8_1X8 SGRBG12_1X12:SGRBG8_1X8; do
 	code=${pair%:*} vcode=${pair#*:}
 	# Each combination is two streams under TCG with KASAN (~30 s with the
@@ -52,8 +30,8 @@ for pair in SRGGB8_1X8 SBGGR8_1X8 SGBRG8_1X8 SGRBG8_1X8 SBGGR10_1X10:SBGGR8_1X8 
 	# a reference loop.
 	for win in 3; do
 		w=160 h=120
-		setup "$theirs" "RGB/YUV Capture" $vcode $w $h $win || fail "vimc setup $vcode window $win"
-		setup "$ours" "Capture" $code $w $h $win || fail "vimc_debayer setup $code window $win"
+		vimc_setup "$theirs" "RGB/YUV Capture" $vcode $w $h $win || fail "vimc setup $vcode window $win"
+		vimc_setup "$ours" "Capture" $code $w $h $win || fail "vimc_debayer setup $code window $win"
 		rm -f "$d/oracle-vimc.raw" "$d/oracle-ours.raw"
 		grab "$theirs" "RGB/YUV Capture" "$d/oracle-vimc.raw" || fail "vimc stream"
 		grab "$ours" "Capture" "$d/oracle-ours.raw" || fail "vimc_debayer stream"
@@ -78,12 +56,23 @@ PY
 		) || fail "$code (vimc $vcode) ${w}x$h window $win: $res"
 		[ "$code" = "$vcode" ] || log "$code window $win against vimc $vcode: $res"
 		n=$((n + 1))
+		# The raw nodes: the sensors' Bayer frames, byte for byte.
+		if [ "$code" = "$vcode" ]; then
+			rm -f "$d/oracle-vimc-raw.raw" "$d/oracle-ours-raw.raw"
+			grab "$theirs" "Raw Capture 0" "$d/oracle-vimc-raw.raw" || fail "vimc raw stream"
+			grab "$ours" "Raw Capture 0" "$d/oracle-ours-raw.raw" || fail "vimc_debayer raw stream"
+			[ "$(stat -c %s "$d/oracle-ours-raw.raw")" = $((2 * w * h)) ] || fail "raw $code: short stream from ours"
+			cmp <(tail -c $((w * h)) "$d/oracle-vimc-raw.raw") <(tail -c $((w * h)) "$d/oracle-ours-raw.raw") ||
+				fail "raw $code ${w}x$h: Bayer frames differ from vimc's"
+			nraw=$((nraw + 1))
+		fi
 	done
 done
 log "$n code/window combinations compared with in-tree vimc (8-bit: byte-identical)"
+log "$nraw raw Bayer streams byte-identical to vimc's Raw Capture 0"
 # The v4l2-compliance check vimc_capture.sh lets fail fails for in-tree
 # vimc too (v4l-utils 1.22 against a 7.3 kernel).
-setup "$theirs" "RGB/YUV Capture" SRGGB8_1X8 64 48 3 || fail "vimc setup 64x48"
+vimc_setup "$theirs" "RGB/YUV Capture" SRGGB8_1X8 64 48 3 || fail "vimc setup 64x48"
 vout=$(v4l2-compliance -d "$(media-ctl -d "$theirs" -e "RGB/YUV Capture")" -s 2>&1 || true)
 echo "$vout" | grep -E "^Total|fail:" | sed 's/^/    /'
 echo "$vout" | grep -q "fail: .*check_0(crbufs.reserved, sizeof(crbufs.reserved))" ||

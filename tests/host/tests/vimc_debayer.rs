@@ -80,7 +80,7 @@ fn convert(
     };
     // Pre-filled so that a byte the debayer forgets to write shows.
     let mut out = vec![0xa5u8; d.out_len()];
-    let mut scratch = vec![0xdead_beefu32; scratch_len(w)];
+    let mut scratch = vec![0xdead_beef_dead_beefu64; scratch_len(w)];
     d.run(bytes, &mut out, &mut scratch)?;
     Ok(out)
 }
@@ -226,13 +226,23 @@ fn bad_input_is_refused() {
     };
     let mut out = vec![0u8; d.out_len() - 1];
     assert_eq!(
-        d.run(&bytes, &mut out, &mut [0; 16]),
+        d.run(&bytes, &mut out, &mut [0; 8]),
         Err(DebayerError::Short)
     );
     let mut out = vec![0u8; d.out_len()];
     assert_eq!(
-        d.run(&bytes, &mut out, &mut [0; 15]),
+        d.run(&bytes, &mut out, &mut [0; 7]),
         Err(DebayerError::Short)
+    );
+    // A table row that is not a Bayer pattern is refused, not guessed at.
+    let bad = BayerMap {
+        order: [[Color::Red, Color::Green], [Color::Red, Color::Blue]],
+        ..*m
+    };
+    let d = Debayer { sink: &bad, ..d };
+    assert_eq!(
+        d.run(&bytes, &mut out, &mut [0; 8]),
+        Err(DebayerError::Pattern)
     );
 }
 
