@@ -55,9 +55,11 @@ pub(crate) struct Capture {
     /// Buffers queued by userspace, oldest first.
     #[pin]
     queued: SpinLock<KVec<QueuedBuf>>,
-    /// The capture format; written under `lock` while the queue holds no
-    /// buffers, read by the streamer only while streaming.
-    fmt: Opaque<sys::v4l2_pix_format>,
+    /// The capture format; changed (under `lock`) only while the queue
+    /// holds no buffers.  Its own lock because the other node's stream on
+    /// reads it too (link validation runs over the whole graph).
+    #[pin]
+    fmt: SpinLock<PixFmt>,
     /// The frame producer while streaming.
     #[pin]
     streamer: Mutex<Option<Streamer>>,
@@ -74,19 +76,42 @@ unsafe impl Send for Capture {}
 // SAFETY: as above.
 unsafe impl Sync for Capture {}
 
-/// The pixel format `fourcc`/`w`x`h` clamped as the node accepts it.
-fn pix_format(fourcc: u32, w: u32, h: u32) -> sys::v4l2_pix_format {
-    let (pixelformat, width, height, bytesperline, sizeimage) =
-        formats::adjust_capture(fourcc, w, h);
-    sys::v4l2_pix_format {
-        width,
-        height,
-        pixelformat,
-        field: sys::v4l2_field_V4L2_FIELD_NONE,
-        bytesperline,
-        sizeimage,
-        colorspace: sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB,
-        ..Default::default()
+/// A node's pixel format: what `struct v4l2_pix_format` carries that is
+/// not constant here (field none, colorspace sRGB).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PixFmt {
+    pub(crate) pixelformat: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) bytesperline: u32,
+    pub(crate) sizeimage: u32,
+}
+
+impl PixFmt {
+    /// The pixel format `fourcc`/`w`x`h` clamped as the node accepts it.
+    fn adjust(fourcc: u32, w: u32, h: u32) -> Self {
+        let (pixelformat, width, height, bytesperline, sizeimage) =
+            formats::adjust_capture(fourcc, w, h);
+        Self {
+            pixelformat,
+            width,
+            height,
+            bytesperline,
+            sizeimage,
+        }
+    }
+
+    fn to_v4l2(self) -> sys::v4l2_pix_format {
+        sys::v4l2_pix_format {
+            width: self.width,
+            height: self.height,
+            pixelformat: self.pixelformat,
+            field: sys::v4l2_field_V4L2_FIELD_NONE,
+            bytesperline: self.bytesperline,
+            sizeimage: self.sizeimage,
+            colorspace: sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB,
+            ..Default::default()
+        }
     }
 }
 
@@ -101,8 +126,8 @@ impl Capture {
         // The default format is what the upstream pad's default produces,
         // so that the default pipeline streams.
         let fmt = match path {
-            Path::Rgb => pix_format(formats::fourcc::RGB24, 640, 480),
-            Path::Raw => pix_format(
+            Path::Rgb => PixFmt::adjust(formats::fourcc::RGB24, 640, 480),
+            Path::Raw => PixFmt::adjust(
                 formats::fourcc_of_code(formats::DEFAULT_BAYER.code).unwrap_or(0),
                 formats::DEFAULT_BAYER.width,
                 formats::DEFAULT_BAYER.height,
@@ -139,7 +164,7 @@ impl Capture {
             }),
             pipe,
             queued <- new_spinlock!(KVec::new(), "vimc_debayer capture queue"),
-            fmt: Opaque::new(fmt),
+            fmt <- new_spinlock!(fmt, "vimc_debayer capture format"),
             streamer <- new_mutex!(None, "vimc_debayer streamer"),
             sources,
             path,
@@ -163,10 +188,8 @@ impl Capture {
     }
 
     /// The current format (a copy).
-    pub(crate) fn format(&self) -> sys::v4l2_pix_format {
-        // SAFETY: written only under `lock` while no buffers exist, i.e.
-        // never while the streamer or a vb2 op reads it.
-        unsafe { core::ptr::read(self.fmt.get()) }
+    pub(crate) fn format(&self) -> PixFmt {
+        *self.fmt.lock()
     }
 
     /// Sets up the queue and registers `/dev/videoN`.
@@ -343,7 +366,7 @@ unsafe extern "C" fn g_fmt(
     f: *mut sys::v4l2_format,
 ) -> i32 {
     // SAFETY: the core passes our file and a valid format, under `lock`.
-    unsafe { *(*f).fmt.pix.as_mut() = of_file(file).format() };
+    unsafe { *(*f).fmt.pix.as_mut() = of_file(file).format().to_v4l2() };
     0
 }
 
@@ -358,7 +381,7 @@ unsafe extern "C" fn try_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid format of our buffer type.
     let pix = unsafe { (*f).fmt.pix.as_mut() };
-    *pix = pix_format(pix.pixelformat, pix.width, pix.height);
+    *pix = PixFmt::adjust(pix.pixelformat, pix.width, pix.height).to_v4l2();
     0
 }
 
@@ -368,7 +391,7 @@ unsafe extern "C" fn try_fmt(
 /// pointers it documents, valid for the call.
 unsafe extern "C" fn s_fmt(
     file: *mut bindings::file,
-    priv_: *mut c_void,
+    _priv: *mut c_void,
     f: *mut sys::v4l2_format,
 ) -> i32 {
     // SAFETY: as `g_fmt`.
@@ -377,9 +400,9 @@ unsafe extern "C" fn s_fmt(
         return EBUSY.to_errno();
     }
     // SAFETY: as `try_fmt`.
-    unsafe { try_fmt(file, priv_, f) };
-    // SAFETY: under `lock` with no buffers: nothing else reads `fmt`.
-    let new = unsafe { core::ptr::read((*f).fmt.pix.as_ref()) };
+    let pix = unsafe { (*f).fmt.pix.as_mut() };
+    let new = PixFmt::adjust(pix.pixelformat, pix.width, pix.height);
+    *pix = new.to_v4l2();
     crate::dyndbg::ddbg!(
         "capture: format {:#x} {}x{} ({} bytes)\n",
         new.pixelformat,
@@ -387,8 +410,7 @@ unsafe extern "C" fn s_fmt(
         new.height,
         new.sizeimage
     );
-    // SAFETY: as above.
-    unsafe { *this.fmt.get() = new };
+    *this.fmt.lock() = new;
     0
 }
 

@@ -81,17 +81,18 @@ pub(crate) struct Streamer {
     /// Owned here, used by the thread alone; freed after it stops.
     _ctx: KBox<Ctx>,
     sources: Sources,
-    path: Path,
 }
 
 // SAFETY: the task pointer is only passed to `kthread_stop`; the context is
 // used by the thread alone until that returns.
 unsafe impl Send for Streamer {}
 
-/// Counts a stream in (or out of) each entity on `path`: an entity's
-/// active formats are fixed while any stream goes through it (the raw and
-/// the RGB node may stream at once; both go through the sensor).
-fn set_streaming(s: &Sources, path: Path, on: bool) {
+/// Counts a stream in (or out of) every entity: active formats are fixed
+/// while any stream runs.  The raw and the RGB node share one media
+/// pipeline, whose links the media core validates only when the first of
+/// them starts; a raw stream therefore fixes the debayer and scaler too,
+/// so that an RGB stream started later finds them as validated.
+fn set_streaming(s: &Sources, on: bool) {
     let count = |c: &AtomicU32| {
         if on {
             c.fetch_add(1, Ordering::Relaxed);
@@ -102,10 +103,8 @@ fn set_streaming(s: &Sources, path: Path, on: bool) {
     // SAFETY: see `Sources`.
     unsafe {
         count(&(*s.sensor).streaming);
-        if path == Path::Rgb {
-            count(&(*s.debayer).streaming);
-            count(&(*s.scaler).streaming);
-        }
+        count(&(*s.debayer).streaming);
+        count(&(*s.scaler).streaming);
     }
 }
 
@@ -144,10 +143,10 @@ impl Streamer {
     ) -> Result<Self> {
         // Fix the formats first, so that none changes between reading it
         // and the thread using it.
-        set_streaming(sources, path, true);
+        set_streaming(sources, true);
         let r = Self::start_fixed(capture, sources, path, timings);
         if r.is_err() {
-            set_streaming(sources, path, false);
+            set_streaming(sources, false);
         }
         r
     }
@@ -288,7 +287,6 @@ impl Streamer {
             task,
             _ctx: ctx,
             sources: *sources,
-            path,
         })
     }
 }
@@ -299,7 +297,7 @@ impl Drop for Streamer {
         // own, so the task is alive; after this the context is ours again.
         // (-EINTR when it never ran is fine.)
         unsafe { bindings::kthread_stop(self.task) };
-        set_streaming(&self.sources, self.path, false);
+        set_streaming(&self.sources, false);
         crate::dyndbg::ddbg!("stream off\n");
     }
 }

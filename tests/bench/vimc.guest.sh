@@ -14,6 +14,7 @@ set -euo pipefail
 . "$RFL_REPO/tests/vm/lib.sh"
 out=${BENCH_OUT:?} ko=${BENCH_KO:?}
 frames=${BENCH_VIMC_FRAMES:-4}
+[ "$frames" -ge 2 ] || fail "BENCH_VIMC_FRAMES must be at least 2 (fps needs two intervals)"
 mkdir -p "$out"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 echo "rfl-test-begin bench-vimc" >/dev/kmsg

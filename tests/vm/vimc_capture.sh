@@ -181,6 +181,24 @@ rm -f "$rawdma"
 v4l2-ctl -d "$raw" --stream-dmabuf --export-device "$vid" --stream-count=3 --stream-to="$rawdma" || fail "dmabuf stream"
 cmp "$rawout" "$rawdma" || fail "frames captured into dmabufs differ from the mmap ones"
 log "dmabuf: raw node filled buffers exported by the RGB node, same bytes as mmap"
+# While only the raw node streams, the shared pipeline is validated and
+# started: the debayer and scaler formats are fixed as well, and the RGB
+# node, whose start the media core no longer validates, checks its own end.
+v4l2-ctl -d "$raw" --stream-mmap --stream-count=100000 --stream-to=/dev/null &
+sp=$!
+sleep 2
+busy_scaler=$(mc -V '"Scaler":1[fmt:RGB888_1X24/80x60]' 2>&1 || true)
+v4l2-ctl -d "$vid" --set-fmt-video=width=80,height=60,pixelformat=RGB3 || fail "capture format (idle node)"
+err=$(v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to=/dev/null 2>&1)
+[ -d /proc/$sp ] || fail "the raw stream ended early"
+kill $sp 2>/dev/null || true
+wait $sp 2>/dev/null || true
+echo "$busy_scaler" | grep -qi "busy" || fail "scaler format set while the raw node streamed: $busy_scaler"
+mc --get-v4l2 '"Scaler":1' | grep -q "fmt:RGB888_1X24/160x120" || fail "scaler format changed while the raw node streamed"
+echo "$err" | grep -q "VIDIOC_STREAMON returned -1 (Broken pipe)" ||
+	fail "RGB stream on with a mismatched capture format while the raw node streamed: $err"
+log "raw node streaming: scaler format fixed (EBUSY), mismatched RGB node refused (EPIPE)"
+pipe_fmt SRGGB8_1X8 160 120
 timing=$(cat /sys/kernel/debug/vimc_debayer/timing)
 echo "$timing" | sed 's/^/    /'
 for e in "Sensor A" "Debayer A" "Scaler" "Capture" "Raw Capture 0"; do
