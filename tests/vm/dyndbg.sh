@@ -64,12 +64,12 @@ dmesg_since | grep -E "\[[0-9]+\] nvme_dbbuf:$f_cap:$l_cap: nvme_dbbuf $bdf: CAP
 ctl "module nvme_dbbuf =_"
 
 # 4. dyndbg= at load time.
-rmmod nvme_dbbuf
+rmmod_settled nvme_dbbuf
 mark
 insmod_ours nvme_dbbuf 'dyndbg=+p'
 wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "no probe after insmod"
 probe_msg && cap_msg || fail "dyndbg=+p at insmod did not enable the sites"
-rmmod nvme_dbbuf
+rmmod_settled nvme_dbbuf
 
 # 5. With everything off, a workload prints no debug line of ours.
 insmod_ours nvme_dbbuf
@@ -80,4 +80,4 @@ rmmod vimc_debayer
 sleep 1
 dbg=$(dmesg -x | awk '/rfl-test-(mark|begin)/ {n = 0; next} {l[n++] = $0} END {for (i = 0; i < n; i++) print l[i]}' | grep -E ':debug :.*(nvme_dbbuf|vimc_debayer)' || true)
 [ -z "$dbg" ] || { echo "$dbg"; fail "debug lines printed while every site is off"; }
-rmmod nvme_dbbuf
+rmmod_settled nvme_dbbuf

@@ -119,6 +119,17 @@ media_of() {
 	return 1
 }
 rmmod_if_loaded() { ! grep -q "^$1 " /proc/modules || rmmod "$1"; }
+# rmmod after a disk appeared: udev's probe of the new disk (blkid) holds
+# it open for a moment, and an open disk pins its driver's module.
+rmmod_settled() {
+	local i
+	udevadm settle -t 10 2>/dev/null || true
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		rmmod "$1" 2>/dev/null && return 0
+		sleep 1
+	done
+	rmmod "$1"
+}
 
 # The capture pixel format of a Bayer media bus code (raw nodes).
 vimc_raw_fourcc() {
