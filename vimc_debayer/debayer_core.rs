@@ -51,10 +51,12 @@ pub const fn scratch_len(width: usize) -> usize {
     width
 }
 
-/// Reads sample `i` of a row stored with `bpp` bytes per sample.
+/// Reads sample `i` of a row stored with `B` bytes per sample (1, or 2
+/// little-endian).  A constant, so that each frame's loops are compiled
+/// for its sample size, without a branch per sample.
 #[inline(always)]
-fn sample(row: &[u8], bpp: usize, i: usize) -> u64 {
-    if bpp == 1 {
+fn sample<const B: usize>(row: &[u8], i: usize) -> u64 {
+    if B == 1 {
         row.get(i).map_or(0, |&b| u64::from(b))
     } else {
         let lo = row.get(2 * i).map_or(0, |&b| u64::from(b));
@@ -164,13 +166,29 @@ impl Debayer<'_> {
         {
             return Err(DebayerError::Short);
         }
-        let (pr, qr) = red_class(self.sink)?;
-        let r = self.window / 2;
-        let bpp = self.sink.bpp;
-        let stride = w * bpp;
+        let red = red_class(self.sink)?;
         let cols = scratch
             .get_mut(..scratch_len(w))
             .ok_or(DebayerError::Short)?;
+        match self.sink.bpp {
+            1 => self.slide::<1>(frame, out, cols, red),
+            _ => self.slide::<2>(frame, out, cols, red),
+        }
+        Ok(())
+    }
+
+    /// `run` after its checks, for `B` bytes per sample: slides the column
+    /// sums down the frame, one output row per step.
+    fn slide<const B: usize>(
+        &self,
+        frame: &[u8],
+        out: &mut [u8],
+        cols: &mut [u64],
+        (pr, qr): (usize, usize),
+    ) {
+        let (w, h) = (self.width, self.height);
+        let r = self.window / 2;
+        let stride = w * B;
         // A red row's samples go to the low half of a column sum, the
         // others' to the high half.
         let shift = |row: usize| 32 * (((row & 1) ^ pr) as u32);
@@ -180,7 +198,7 @@ impl Debayer<'_> {
         for row in 0..(r + 1).min(h) {
             let (src, sh) = (line(row), shift(row));
             for (i, c) in cols.iter_mut().enumerate() {
-                *c += sample(src, bpp, i) << sh;
+                *c += sample::<B>(src, i) << sh;
             }
         }
         for (y, out_row) in out.chunks_exact_mut(3 * w).take(h).enumerate() {
@@ -193,17 +211,17 @@ impl Debayer<'_> {
                 match (enter, leave) {
                     (Some((a, sa)), Some((b, sb))) => {
                         for (i, c) in cols.iter_mut().enumerate() {
-                            *c = (*c + (sample(a, bpp, i) << sa)) - (sample(b, bpp, i) << sb);
+                            *c = (*c + (sample::<B>(a, i) << sa)) - (sample::<B>(b, i) << sb);
                         }
                     }
                     (Some((a, sa)), None) => {
                         for (i, c) in cols.iter_mut().enumerate() {
-                            *c += sample(a, bpp, i) << sa;
+                            *c += sample::<B>(a, i) << sa;
                         }
                     }
                     (None, Some((b, sb))) => {
                         for (i, c) in cols.iter_mut().enumerate() {
-                            *c -= sample(b, bpp, i) << sb;
+                            *c -= sample::<B>(b, i) << sb;
                         }
                     }
                     (None, None) => {}
@@ -215,7 +233,6 @@ impl Debayer<'_> {
             let rows = (n[pr], n[pr ^ 1]);
             self.row(cols, rows, qr, out_row);
         }
-        Ok(())
     }
 
     /// One output row from the packed column sums.

@@ -205,7 +205,7 @@ pub const fn window_valid(s: u32) -> bool {
 }
 
 /// A rectangle in a frame (`struct v4l2_rect`, non-negative here).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rect {
     pub left: u32,
     pub top: u32,

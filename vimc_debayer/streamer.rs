@@ -55,23 +55,29 @@ pub(crate) enum Path {
     Rgb,
 }
 
+/// The debayer and scaler stages of an RGB stream, with their buffers.
+struct RgbStages {
+    source: &'static RgbMap,
+    scale: scaler_core::Scaler,
+    rgb: KVVec<u8>,
+    scaled: KVVec<u8>,
+    deb_scratch: KVVec<u64>,
+    scale_scratch: KVVec<u32>,
+}
+
 /// What the thread works on; owned by `Streamer`, used only by the thread
 /// while it runs.
 struct Ctx {
     capture: *const Capture,
     debayer: *const Debayer,
-    path: Path,
     timings: Arc<Timings>,
     width: usize,
     height: usize,
     sink: &'static BayerMap,
-    source: &'static RgbMap,
-    scale: scaler_core::Scaler,
+    /// The sensor's frame.
     bayer: KVVec<u8>,
-    rgb: KVVec<u8>,
-    scaled: KVVec<u8>,
-    deb_scratch: KVVec<u64>,
-    scale_scratch: KVVec<u32>,
+    /// `None` on the raw path, which takes the sensor's frame as it is.
+    stages: Option<RgbStages>,
 }
 
 /// A running stream: the thread and its context.  Dropping it stops the
@@ -162,39 +168,24 @@ impl Streamer {
         let sensor_fmt = active_fmt(sen.sd.raw(), sensor::SRC).ok_or(EINVAL)?;
         let sink = formats::bayer_map(sensor_fmt.code).ok_or(EINVAL)?;
         let (w, h) = (sensor_fmt.width as usize, sensor_fmt.height as usize);
-        // The raw path has no debayer or scaler stage: an empty scaler and
-        // no intermediate buffers.  `upstream` is the format the node gets.
-        let (deb_src_code, source, scale, upstream) = if path == Path::Rgb {
-            let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
-            let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
-            let source = formats::rgb_map(deb_src.code).ok_or(EINVAL)?;
-            let bpp = formats::bytes_per_pixel(sc_sink.code).ok_or(EINVAL)?;
-            let scale = scaler_core::Scaler {
-                sink_w: sc_sink.width as usize,
-                sink_h: sc_sink.height as usize,
-                crop,
-                out_w: sc_src.width as usize,
-                out_h: sc_src.height as usize,
-                bpp,
-                bayer: formats::bayer_map(sc_sink.code).is_some(),
-            };
-            (deb_src.code, source, scale, sc_src)
-        } else {
-            let scale = scaler_core::Scaler {
-                sink_w: 0,
-                sink_h: 0,
-                crop: formats::Rect::default(),
-                out_w: 0,
-                out_h: 0,
-                bpp: 1,
-                bayer: true,
-            };
-            (
-                0,
-                formats::rgb_map(formats::DEFAULT_RGB).ok_or(EINVAL)?,
-                scale,
-                sensor_fmt,
-            )
+        // `upstream` is the format the node gets.
+        let (stages, upstream) = match path {
+            Path::Raw => (None, sensor_fmt),
+            Path::Rgb => {
+                let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
+                let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
+                let stages = RgbStages::new(w, h, deb_src, sc_sink, sc_src, crop)?;
+                crate::dyndbg::ddbg!(
+                    "stream on: debayer {:#x} -> {:#x}, scaler {}x{} -> {}x{}\n",
+                    sensor_fmt.code,
+                    deb_src.code,
+                    sc_sink.width,
+                    sc_sink.height,
+                    sc_src.width,
+                    sc_src.height
+                );
+                (Some(stages), sc_src)
+            }
         };
         // Link validation ran only if this stream started the pipeline;
         // the other node's may be running already, so check our end here.
@@ -202,7 +193,6 @@ impl Streamer {
             crate::dyndbg::ddbg!("stream on: capture format does not match {:?}\n", upstream);
             return Err(EPIPE);
         }
-        let rgb_len = if path == Path::Rgb { w * h * 3 } else { 0 };
         // The pattern does not move (no on-screen text, no motion), so the
         // sensor frame is generated once per stream, not once per frame.
         let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
@@ -231,43 +221,21 @@ impl Streamer {
             Ctx {
                 capture,
                 debayer: sources.debayer,
-                path,
                 timings: timings.clone(),
                 width: w,
                 height: h,
                 sink,
-                source,
-                scale,
                 bayer,
-                rgb: KVVec::from_elem(0u8, rgb_len, GFP_KERNEL)?,
-                scaled: KVVec::from_elem(0u8, scale.out_len(), GFP_KERNEL)?,
-                deb_scratch: KVVec::from_elem(
-                    0u64,
-                    if rgb_len > 0 {
-                        debayer_core::scratch_len(w)
-                    } else {
-                        0
-                    },
-                    GFP_KERNEL,
-                )?,
-                scale_scratch: KVVec::from_elem(
-                    0u32,
-                    scaler_core::scratch_len(scale.out_w),
-                    GFP_KERNEL,
-                )?,
+                stages,
             },
             GFP_KERNEL,
         )?;
         crate::dyndbg::ddbg!(
-            "stream on: sensor {:#x} {}x{}, debayer -> {:#x}, scaler {}x{} -> {}x{}\n",
+            "stream on: sensor {:#x} {}x{}, {} node\n",
             sensor_fmt.code,
             w,
             h,
-            deb_src_code,
-            scale.sink_w,
-            scale.sink_h,
-            scale.out_w,
-            scale.out_h
+            if path == Path::Raw { "raw" } else { "RGB" }
         );
         let data = core::ptr::from_ref(&*ctx).cast_mut().cast();
         // SAFETY: `data` stays valid until `kthread_stop` in `Drop`
@@ -352,29 +320,62 @@ unsafe fn setup_tpg(t: *mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
     }
 }
 
-impl Ctx {
-    /// Debayer and scaler, each timed; false if either refused the frame.
-    fn process(&mut self) -> bool {
-        // SAFETY: see `Sources`.
-        let window = unsafe { (*self.debayer).window.load(Ordering::Relaxed) } as usize;
-        let d = debayer_core::Debayer {
-            width: self.width,
-            height: self.height,
-            window,
-            sink: self.sink,
-            source: self.source,
+impl RgbStages {
+    /// The stages for a `w` x `h` sensor frame, the debayer's source format
+    /// and the scaler's configuration, with their buffers.
+    fn new(
+        w: usize,
+        h: usize,
+        deb_src: Fmt,
+        sc_sink: Fmt,
+        sc_src: Fmt,
+        crop: formats::Rect,
+    ) -> Result<Self> {
+        let scale = scaler_core::Scaler {
+            sink_w: sc_sink.width as usize,
+            sink_h: sc_sink.height as usize,
+            crop,
+            out_w: sc_src.width as usize,
+            out_h: sc_src.height as usize,
+            bpp: formats::bytes_per_pixel(sc_sink.code).ok_or(EINVAL)?,
+            bayer: formats::bayer_map(sc_sink.code).is_some(),
         };
-        let (bayer, rgb, scratch) = (&self.bayer, &mut self.rgb, &mut self.deb_scratch);
-        if timed(&self.timings.debayer, || d.run(bayer, rgb, scratch)).is_err() {
-            return false;
-        }
-        let (scale, scaled, scratch) = (&self.scale, &mut self.scaled, &mut self.scale_scratch);
-        timed(&self.timings.scaler, || {
-            scale.run(&self.rgb, scaled, scratch)
+        Ok(Self {
+            source: formats::rgb_map(deb_src.code).ok_or(EINVAL)?,
+            scale,
+            rgb: KVVec::from_elem(0u8, w * h * 3, GFP_KERNEL)?,
+            scaled: KVVec::from_elem(0u8, scale.out_len(), GFP_KERNEL)?,
+            deb_scratch: KVVec::from_elem(0u64, debayer_core::scratch_len(w), GFP_KERNEL)?,
+            scale_scratch: KVVec::from_elem(
+                0u32,
+                scaler_core::scratch_len(scale.out_w),
+                GFP_KERNEL,
+            )?,
         })
-        .is_ok()
     }
 
+    /// Debayer and scaler, each timed; the scaled frame, or `None` if
+    /// either stage refused the frame.
+    fn process(
+        &mut self,
+        bayer: &[u8],
+        d: debayer_core::Debayer<'_>,
+        t: &Timings,
+    ) -> Option<&[u8]> {
+        let (rgb, scratch) = (&mut self.rgb, &mut self.deb_scratch);
+        timed(&t.debayer, || d.run(bayer, rgb, scratch)).ok()?;
+        let (scale, rgb, scaled, scratch) = (
+            &self.scale,
+            &self.rgb,
+            &mut self.scaled,
+            &mut self.scale_scratch,
+        );
+        timed(&t.scaler, || scale.run(rgb, scaled, scratch)).ok()?;
+        Some(&self.scaled)
+    }
+}
+
+impl Ctx {
     /// One frame through the pipeline into the next queued buffer.
     fn frame(&mut self) {
         // SAFETY: the capture node outlives the stream.
@@ -382,13 +383,26 @@ impl Ctx {
         let Some(buf) = capture.next_buffer() else {
             return; // no buffer queued: this frame is dropped, as in vimc
         };
-        let (ok, out, copy_time) = match self.path {
-            Path::Raw => (true, &self.bayer, &self.timings.raw_capture),
-            Path::Rgb => {
-                let ok = self.process();
-                (ok, &self.scaled, &self.timings.capture)
+        let (out, copy_time) = match &mut self.stages {
+            None => (Some(&self.bayer[..]), &self.timings.raw_capture),
+            Some(stages) => {
+                // SAFETY: see `Sources`.
+                let window = unsafe { (*self.debayer).window.load(Ordering::Relaxed) } as usize;
+                let d = debayer_core::Debayer {
+                    width: self.width,
+                    height: self.height,
+                    window,
+                    sink: self.sink,
+                    source: stages.source,
+                };
+                (
+                    stages.process(&self.bayer, d, &self.timings),
+                    &self.timings.capture,
+                )
             }
         };
+        let ok = out.is_some();
+        let out = out.unwrap_or(&[]);
         let fmt = capture.format();
         let vb = buf.0;
         // SAFETY: a buffer vb2 queued to us; `buf_prepare` checked that

@@ -32,6 +32,24 @@ wait_dmesg() {
 	return 1
 }
 
+# The v4l2-compliance tools/setup unpacked (the distribution's 1.22 predates
+# 6.8's VIDIOC_CREATE_BUFS fields and fails every video node on 7.3).
+v4l2_compliance() {
+	local c=${RFL_CACHE:-$HOME/.cache/rfl-bench}/v4l-utils/bin/v4l2-compliance
+	[ -x "$c" ] || fail "no $c: run tools/setup"
+	"$c" "$@"
+}
+# compliance_ok OUTPUT WHAT: every "Total" line of v4l2-compliance OUTPUT
+# reports no failure and no warning, and no test failed.
+compliance_ok() {
+	local out=$1 what=$2
+	echo "$out" | grep -E "^(Grand )?Total|fail:|warn:" | sed 's/^/    /'
+	echo "$out" | grep -qE "^(Grand )?Total for " || fail "$what: no totals (did v4l2-compliance run?)"
+	! echo "$out" | grep -E "^(Grand )?Total for " | grep -qvE "Failed: 0, Warnings: 0$" ||
+		fail "$what: failures or warnings"
+	! echo "$out" | grep -q "fail:" || fail "$what: $(echo "$out" | grep 'fail:' | head -5)"
+}
+
 # Splats that fail any test: oopses, warnings, KASAN, lockdep, kmemleak.
 SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at'
 check_splats() {
