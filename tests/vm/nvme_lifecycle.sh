@@ -134,6 +134,10 @@ grep -q DEVICE_DELETED <<<"$ans" || fail "device_del: $ans"
 r=$(dead_disk_check)
 exec 7<&- # the old fd pins the module
 fio_wait 60
+# fio's error may be 0 (pciehp's graceful removal lets in-flight I/O
+# complete), EIO, or 28 (ENOSPC): once del_gendisk has zeroed the capacity,
+# blkdev_write_iter refuses a write at or past it with -ENOSPC before it
+# reaches any driver (block/fops.c), and this job writes.
 log "device_del $id ($victim) during fio: DEVICE_DELETED; read via an old fd afterwards: $r; fio ended (exit $fio_rc, error $(fio_err /tmp/surprise.json))"
 [ ! -e /sys/bus/pci/devices/$victim ] || fail "$victim still present"
 [ ! -b "$dev" ] || fail "$dev still present after device_del"
