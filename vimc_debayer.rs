@@ -114,11 +114,12 @@ impl Graph {
             media::MediaDevice::new(dev, module, c"vimc_debayer"),
             GFP_KERNEL,
         )?;
-        let sensor = KBox::pin_init(sensor::Sensor::new(), GFP_KERNEL)?;
+        let streams = streamer::Streams::new()?;
+        let sensor = KBox::pin_init(sensor::Sensor::new(streams.clone()), GFP_KERNEL)?;
         sensor.as_ref().register(&media, module)?;
-        let debayer = KBox::pin_init(debayer::Debayer::new(), GFP_KERNEL)?;
+        let debayer = KBox::pin_init(debayer::Debayer::new(streams.clone()), GFP_KERNEL)?;
         debayer.as_ref().register(&media, module)?;
-        let scaler = KBox::pin_init(scaler::Scaler::new(), GFP_KERNEL)?;
+        let scaler = KBox::pin_init(scaler::Scaler::new(streams), GFP_KERNEL)?;
         scaler.as_ref().register(&media, module)?;
         let sources = streamer::Sources {
             sensor: &raw const *sensor,

@@ -123,16 +123,17 @@ impl Capture {
         pipe: *mut sys::media_pipeline,
         timings: Arc<Timings>,
     ) -> impl PinInit<Self> {
-        // The default format is what the upstream pad's default produces,
-        // so that the default pipeline streams.
-        let fmt = match path {
-            Path::Rgb => PixFmt::adjust(formats::fourcc::RGB24, 640, 480),
-            Path::Raw => PixFmt::adjust(
-                formats::fourcc_of_code(formats::DEFAULT_BAYER.code).unwrap_or(0),
-                formats::DEFAULT_BAYER.width,
-                formats::DEFAULT_BAYER.height,
-            ),
+        // The default format is what the upstream pad's default produces
+        // (the scaler's default is 1:1), so that the default pipeline streams.
+        let code = match path {
+            Path::Rgb => formats::DEFAULT_RGB,
+            Path::Raw => formats::DEFAULT_BAYER.code,
         };
+        let fmt = PixFmt::adjust(
+            formats::fourcc_of_code(code).unwrap_or(0),
+            formats::DEFAULT_BAYER.width,
+            formats::DEFAULT_BAYER.height,
+        );
         pin_init!(Self {
             vdev <- Opaque::ffi_init(|p: *mut sys::video_device| {
                 // SAFETY: valid for writes; all-zero is what the V4L2 core
@@ -600,10 +601,10 @@ unsafe extern "C" fn link_validate(link: *mut sys::media_link) -> i32 {
         })
     }
     .flatten();
-    let fmt = this.format();
     if src.is_some_and(|s| this.accepts(&s)) {
         0
     } else {
+        let fmt = this.format();
         crate::dyndbg::ddbg!(
             "capture: link validation failed: source {:?}, capture {:#x} {}x{}\n",
             src,

@@ -6,6 +6,7 @@
 
 use super::formats::{self, BAYER_MAPS, RGB_MAPS};
 use super::media::{sys, MediaDevice};
+use super::streamer::Streams;
 use super::subdev::{self, Desc, OpsTable, Subdev};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{error::to_result, prelude::*, types::Opaque};
@@ -25,7 +26,8 @@ pub(crate) struct Debayer {
     hdl: Opaque<sys::v4l2_ctrl_handler>,
     /// Current window size (the control's value).
     pub(crate) window: AtomicU32,
-    pub(crate) streaming: AtomicU32,
+    /// The pipeline's stream count (shared by every entity).
+    pub(crate) streams: Streams,
 }
 
 // SAFETY: the control handler is used under its own lock by the core.
@@ -34,7 +36,7 @@ unsafe impl Send for Debayer {}
 unsafe impl Sync for Debayer {}
 
 impl Debayer {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(streams: Streams) -> impl PinInit<Self> {
         pin_init!(Self {
             sd <- Subdev::new(),
             hdl <- Opaque::ffi_init(|p: *mut sys::v4l2_ctrl_handler| {
@@ -43,7 +45,7 @@ impl Debayer {
                 unsafe { p.write_bytes(0, 1) }
             }),
             window: AtomicU32::new(formats::WINDOW_DEFAULT),
-            streaming: AtomicU32::new(0),
+            streams,
         })
     }
 
@@ -265,7 +267,7 @@ unsafe extern "C" fn set_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid request and locked state; `sd` is ours.
     let (fmt, this) = unsafe { (&mut *fmt, this(sd)) };
-    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) != 0 {
+    if subdev::is_active(fmt.which) && this.streams.any() {
         return EBUSY.to_errno();
     }
     // SAFETY: as above; the two pads are distinct entries.

@@ -5,8 +5,8 @@
 
 use super::formats::{self, Fmt, Rect};
 use super::media::{sys, MediaDevice};
+use super::streamer::Streams;
 use super::subdev::{self, Desc, OpsTable, Subdev};
-use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
 pub(crate) const SINK: u32 = 0;
@@ -16,14 +16,15 @@ pub(crate) const SRC: u32 = 1;
 pub(crate) struct Scaler {
     #[pin]
     pub(crate) sd: Subdev<2>,
-    pub(crate) streaming: AtomicU32,
+    /// The pipeline's stream count (shared by every entity).
+    pub(crate) streams: Streams,
 }
 
 impl Scaler {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(streams: Streams) -> impl PinInit<Self> {
         pin_init!(Self {
             sd <- Subdev::new(),
-            streaming: AtomicU32::new(0),
+            streams,
         })
     }
 
@@ -195,7 +196,7 @@ unsafe extern "C" fn set_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid request and locked state; `sd` is ours.
     let (fmt, this) = unsafe { (&mut *fmt, this(sd)) };
-    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) != 0 {
+    if subdev::is_active(fmt.which) && this.streams.any() {
         return EBUSY.to_errno();
     }
     // SAFETY: as above; distinct pads and the crop are distinct entries.
@@ -265,7 +266,7 @@ unsafe extern "C" fn set_selection(
     if sel.pad != SINK || sel.target != sys::V4L2_SEL_TGT_CROP {
         return EINVAL.to_errno();
     }
-    if subdev::is_active(sel.which) && this.streaming.load(Ordering::Relaxed) != 0 {
+    if subdev::is_active(sel.which) && this.streams.any() {
         return EBUSY.to_errno();
     }
     // SAFETY: as above.

@@ -5,8 +5,8 @@
 
 use super::formats::{self, Fmt, BAYER_MAPS};
 use super::media::{sys, MediaDevice};
+use super::streamer::Streams;
 use super::subdev::{self, Desc, OpsTable, Subdev};
-use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
 /// Source pad.
@@ -16,15 +16,15 @@ pub(crate) const SRC: u32 = 0;
 pub(crate) struct Sensor {
     #[pin]
     pub(crate) sd: Subdev<1>,
-    /// Streams through this entity: active formats are fixed while any.
-    pub(crate) streaming: AtomicU32,
+    /// The pipeline's stream count (shared by every entity).
+    pub(crate) streams: Streams,
 }
 
 impl Sensor {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(streams: Streams) -> impl PinInit<Self> {
         pin_init!(Self {
             sd <- Subdev::new(),
-            streaming: AtomicU32::new(0),
+            streams,
         })
     }
 
@@ -134,7 +134,7 @@ unsafe extern "C" fn set_fmt(
 ) -> i32 {
     // SAFETY: the core passes a valid request and locked state; `sd` is ours.
     let (fmt, this) = unsafe { (&mut *fmt, this(sd)) };
-    if subdev::is_active(fmt.which) && this.streaming.load(Ordering::Relaxed) != 0 {
+    if subdev::is_active(fmt.which) && this.streams.any() {
         return EBUSY.to_errno();
     }
     let new: Fmt = formats::adjust_bayer(subdev::fmt_of(&fmt.format));

@@ -93,24 +93,34 @@ pub(crate) struct Streamer {
 // used by the thread alone until that returns.
 unsafe impl Send for Streamer {}
 
-/// Counts a stream in (or out of) every entity: active formats are fixed
-/// while any stream runs.  The raw and the RGB node share one media
-/// pipeline, whose links the media core validates only when the first of
-/// them starts; a raw stream therefore fixes the debayer and scaler too,
-/// so that an RGB stream started later finds them as validated.
+/// How many streams run in the media device's one pipeline; every entity
+/// holds it and refuses active format changes while it is not zero.  One
+/// count for all: the raw and the RGB node share the pipeline, whose links
+/// the media core validates only when the first of them starts, so a raw
+/// stream fixes the debayer and scaler too, and an RGB stream started
+/// later finds them as validated.
+#[derive(Clone)]
+pub(crate) struct Streams(Arc<AtomicU32>);
+
+impl Streams {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(Arc::new(AtomicU32::new(0), GFP_KERNEL)?))
+    }
+
+    /// Whether any stream runs (active formats are then fixed).
+    pub(crate) fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// Counts a stream in (or out of) the pipeline.
 fn set_streaming(s: &Sources, on: bool) {
-    let count = |c: &AtomicU32| {
-        if on {
-            c.fetch_add(1, Ordering::Relaxed);
-        } else {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
-    };
     // SAFETY: see `Sources`.
-    unsafe {
-        count(&(*s.sensor).streaming);
-        count(&(*s.debayer).streaming);
-        count(&(*s.scaler).streaming);
+    let c = unsafe { &(*s.sensor).streams.0 };
+    if on {
+        c.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
