@@ -4,13 +4,18 @@
 # run is bracketed in QEMU's trace by reads of BAR0 offset 0x18 (a reserved
 # register no driver reads); the host half counts the doorbells in between.
 # Environment: BENCH_OUT (results dir), BENCH_KO (where nvme_dbbuf.ko is),
-# BENCH_RUNTIME (s per run),
-# BENCH_JOBS (subset of: randread-4k-qd32 randread-4k-qd1 read-128k-qd32).
+# BENCH_RUNTIME (s per run), BENCH_ROUNDS (how many times each job runs in
+# every configuration; the configurations take turns, so a ratio between two
+# of them is taken from runs a few seconds apart),
+# BENCH_JOBS (RW-BS-qdN[-bM]; -bM: fio submits and reaps M I/Os at a time,
+# iodepth_batch_submit = iodepth_batch_complete_min = M, the submission
+# batching that blk-mq hands the driver as one doorbell update).
 set -euo pipefail
 . "$RFL_REPO/tests/vm/lib.sh"
 out=${BENCH_OUT:?}
 runtime=${BENCH_RUNTIME:-8}
-jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32}
+rounds=${BENCH_ROUNDS:-3}
+jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16}
 mkdir -p "$out"
 : >"$out/marks.txt"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -34,24 +39,28 @@ echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s p
 dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
 
 for job in $jobs; do
-	IFS=- read -r rw bs qd <<<"$job"
-	qd=${qd#qd}
-	for cfg in nvme_dbbuf:0 nvme_dbbuf:1 nvme:1; do
-		drv=${cfg%:*} on=${cfg#*:}
-		if [ "$drv" = nvme_dbbuf ]; then
-			[ "$(cat "$dfs/dbbuf")" = "$([ "$on" = 1 ] && echo on || echo off)" ] || echo "$on" >"$dfs/dbbuf"
-			dev=/dev/$ours
-		else
-			dev=/dev/$theirs
-		fi
-		name=$drv-$on-$job
-		mark_phase "$name-begin"
-		fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
-			--rw="$rw" --bs="$bs" --iodepth="$qd" --time_based --runtime="$runtime" \
-			--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
-			>/dev/null 2>&1 || fail "fio $name"
-		mark_phase "$name-end"
-		echo "  $name done"
+	IFS=- read -r rw bs qd batch <<<"$job"
+	qd=${qd#qd} batch=${batch#b}
+	batching=()
+	[ -z "$batch" ] || batching=(--iodepth_batch_submit="$batch" --iodepth_batch_complete_min="$batch")
+	for round in $(seq "$rounds"); do
+		for cfg in nvme_dbbuf:0 nvme_dbbuf:1 nvme:1; do
+			drv=${cfg%:*} on=${cfg#*:}
+			if [ "$drv" = nvme_dbbuf ]; then
+				[ "$(cat "$dfs/dbbuf")" = "$([ "$on" = 1 ] && echo on || echo off)" ] || echo "$on" >"$dfs/dbbuf"
+				dev=/dev/$ours
+			else
+				dev=/dev/$theirs
+			fi
+			name=$drv-$on-$job-r$round
+			mark_phase "$name-begin"
+			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
+				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" --time_based --runtime="$runtime" \
+				--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
+				>/dev/null 2>&1 || fail "fio $name"
+			mark_phase "$name-end"
+			echo "  $name done"
+		done
 	done
 done
 rmmod nvme_dbbuf
