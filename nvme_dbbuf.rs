@@ -523,7 +523,7 @@ impl NvmeDev<'_> {
                 self.resets.fetch_add(1, Ordering::Relaxed);
                 for q in self.io_queues() {
                     q.set_dead(false);
-                    q.take_injected_bad_cid();
+                    q.take_injected();
                 }
                 dev_info!(
                     pdev,
@@ -623,11 +623,11 @@ impl NvmeDev<'_> {
         let _ = self.reset_locked(None);
     }
 
-    /// Test hook (debugfs `inject`): the next completion on every I/O queue
-    /// gets a wrong command id.
-    pub(crate) fn inject_bad_cid(&self) {
+    /// Test hook (debugfs `inject`): `what` happens to the next completion
+    /// on every I/O queue.
+    pub(crate) fn inject(&self, what: queue::Inject) {
         for q in self.io_queues() {
-            q.inject_bad_cid();
+            q.inject(what);
         }
     }
 

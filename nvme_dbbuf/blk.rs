@@ -20,7 +20,7 @@ use kernel::{bindings, prelude::*, static_lock_class};
 use crate::cmd::{self, Cqe, Sqe};
 use crate::irq::Completer;
 use crate::prp;
-use crate::queue::Queue;
+use crate::queue::{Inject, Queue};
 use crate::NvmeDev;
 
 /// Most DMA segments per request.
@@ -729,39 +729,53 @@ pub(crate) struct IoCompleter;
 
 impl Completer for IoCompleter {
     fn complete(queue: &Queue, cqe: &Cqe) {
+        let inject = queue.take_injected();
         let mut cid = cqe.cid();
-        if queue.take_injected_bad_cid() {
+        if inject == Inject::BadCid {
             // A generation this tag is not at: looks like a stale completion.
             cid ^= 0x8000;
         }
-        let tag = cid & 0xfff;
-        let generation = (cid >> 12) as u8;
-        let Some(rq) = queue.tag_to_rq(tag) else {
-            pr_err!(
-                "nvme_dbbuf: queue {}: completion for invalid command id {:#x}: resetting\n",
-                queue.qid,
-                cid
-            );
-            queue.bad_completion();
-            return;
-        };
-        // SAFETY: `rq` is a request of our tag set (from its tags).
-        let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
-        if iod.generation != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
-            pr_err!(
-                "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
-                queue.qid,
-                cid
-            );
-            queue.bad_completion();
-            return;
+        complete_one(queue, cid, cqe);
+        if inject == Inject::DupCid {
+            // The same entry again, as from a controller that posts a
+            // completion twice: the request has been completed (or handed
+            // to its completion) already, so this must be refused as stale.
+            complete_one(queue, cid, cqe);
         }
-        iod.status = cqe.status().0;
-        // SAFETY: `rq` is ours, so is its queue.
-        if unsafe { should_fake_timeout((*rq).q) } {
-            return;
-        }
-        // SAFETY: `rq` is in flight and this is its one completion.
-        unsafe { bindings::blk_mq_complete_request(rq) };
     }
+}
+
+/// Completes the request a completion entry with command id `cid` names, if
+/// it is in flight at that generation; otherwise logs the entry and has the
+/// controller reset.
+fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) {
+    let tag = cid & 0xfff;
+    let generation = (cid >> 12) as u8;
+    let Some(rq) = queue.tag_to_rq(tag) else {
+        pr_err!(
+            "nvme_dbbuf: queue {}: completion for invalid command id {:#x}: resetting\n",
+            queue.qid,
+            cid
+        );
+        queue.bad_completion();
+        return;
+    };
+    // SAFETY: `rq` is a request of our tag set (from its tags).
+    let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
+    if iod.generation != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+        pr_err!(
+            "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
+            queue.qid,
+            cid
+        );
+        queue.bad_completion();
+        return;
+    }
+    iod.status = cqe.status().0;
+    // SAFETY: `rq` is ours, so is its queue.
+    if unsafe { should_fake_timeout((*rq).q) } {
+        return;
+    }
+    // SAFETY: `rq` is in flight and this is its one completion.
+    unsafe { bindings::blk_mq_complete_request(rq) };
 }

@@ -10,7 +10,9 @@
 //! - `summary`: read one line for the controller.
 //! - `inject`: test hook; write `bad_cid` and the next completion on each
 //!   I/O queue is handled as if it carried a stale command id (the driver
-//!   drops it and resets the controller, which requeues the command).
+//!   drops it and resets the controller, which requeues the command); write
+//!   `dup_cid` and it is handled twice, as if posted twice (the second is
+//!   stale: dropped, and the controller reset).
 
 use core::{
     fmt,
@@ -25,6 +27,7 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+use crate::queue::Inject;
 use crate::NvmeDev;
 
 /// The module's `nvme_dbbuf` directory, owned by the module object.
@@ -126,7 +129,8 @@ fn reset_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
 fn inject_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     match read_word(r, &mut buf)? {
-        b"bad_cid" => ctl.dev().inject_bad_cid(),
+        b"bad_cid" => ctl.dev().inject(Inject::BadCid),
+        b"dup_cid" => ctl.dev().inject(Inject::DupCid),
         _ => return Err(EINVAL),
     }
     Ok(())

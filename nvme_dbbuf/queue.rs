@@ -3,7 +3,7 @@
 //! One NVMe submission/completion queue pair: the rings in coherent DMA
 //! memory, the tail/head/phase state, and the two doorbells.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use kernel::{
     bindings,
@@ -193,8 +193,18 @@ pub(crate) struct Queue {
     /// request in flight; null until the controller sets it.  It outlives
     /// the queue (driver data field order).
     reset_work: AtomicPtr<ResetWork>,
-    /// Test hook (debugfs `inject`): garble the next completion's command id.
-    inject_bad_cid: AtomicBool,
+    /// Test hook (debugfs `inject`): an `Inject` for the next completion.
+    inject: AtomicU8,
+}
+
+/// What the debugfs test hook does to the next completion of a queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inject {
+    None = 0,
+    /// Garble its command id (a stale generation).
+    BadCid = 1,
+    /// Handle it twice, as if the controller had posted it twice.
+    DupCid = 2,
 }
 
 impl Queue {
@@ -225,7 +235,7 @@ impl Queue {
             stats: Stats::default(),
             dead: AtomicBool::new(false),
             reset_work: AtomicPtr::new(core::ptr::null_mut()),
-            inject_bad_cid: AtomicBool::new(false),
+            inject: AtomicU8::new(Inject::None as u8),
         }? Error))
     }
 
@@ -298,14 +308,23 @@ impl Queue {
         }
     }
 
-    /// Arms the test hook: the next completion reaped gets a wrong command id.
-    pub(crate) fn inject_bad_cid(&self) {
-        self.inject_bad_cid.store(true, Ordering::Relaxed);
+    /// Arms the test hook for the next completion reaped.
+    pub(crate) fn inject(&self, what: Inject) {
+        self.inject.store(what as u8, Ordering::Relaxed);
     }
 
-    /// Whether the test hook is armed (disarming it).
-    pub(crate) fn take_injected_bad_cid(&self) -> bool {
-        self.inject_bad_cid.swap(false, Ordering::Relaxed)
+    /// What the test hook wants done to this completion (disarming it).
+    pub(crate) fn take_injected(&self) -> Inject {
+        // A plain load first: this runs for every completion, and an
+        // unconditional swap would be a locked instruction each time.
+        if self.inject.load(Ordering::Relaxed) == Inject::None as u8 {
+            return Inject::None;
+        }
+        match self.inject.swap(Inject::None as u8, Ordering::Relaxed) {
+            1 => Inject::BadCid,
+            2 => Inject::DupCid,
+            _ => Inject::None,
+        }
     }
 
     /// Publishes the tail if entries were queued since the last time.

@@ -9,7 +9,7 @@ insmod_ours vimc_debayer
 mark
 expect_splat_begin
 echo 1 >/sys/kernel/debug/vimc_debayer/inject_warn
-wait_dmesg "end trace" 10 || fail "no complete WARN trace after writing inject_warn"
+wait_dmesg "end trace" 30 || fail "no complete WARN trace after writing inject_warn"
 dmesg_since >"$REPO/build/vm/warn-trace.txt"
 expect_splat_end
 sed -n '/cut here/,/end trace/p' "$REPO/build/vm/warn-trace.txt" | head -n 40

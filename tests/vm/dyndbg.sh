@@ -18,7 +18,7 @@ rebind() { # unbind + bind runs probe, which reaches both call sites
 	pci_unbind "$bdf"
 	mark
 	pci_bind "$bdf" nvme_dbbuf
-	wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "probe did not finish"
+	wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 30 || fail "probe did not finish"
 }
 probe_msg() { dmesg_since | grep -q "nvme_dbbuf: probing"; }
 cap_msg() { dmesg_since | grep -q "nvme_dbbuf $bdf: CAP 0x"; }
@@ -67,7 +67,7 @@ ctl "module nvme_dbbuf =_"
 rmmod_settled nvme_dbbuf
 mark
 insmod_ours nvme_dbbuf 'dyndbg=+p'
-wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "no probe after insmod"
+wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 30 || fail "no probe after insmod"
 probe_msg && cap_msg || fail "dyndbg=+p at insmod did not enable the sites"
 rmmod_settled nvme_dbbuf
 

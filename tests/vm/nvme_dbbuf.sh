@@ -14,7 +14,7 @@ bdf=$(nvme_bdfs | head -n 1)
 mark_phase() { trace_mark "$out/marks.txt" "$bdf" "$1"; }
 
 insmod_ours nvme_dbbuf dyndbg=+p
-wait_dmesg "nvme_dbbuf $bdf: rnvme[0-9]+n1: [0-9]+ sectors" 30 || fail "no disk on $bdf"
+wait_dmesg "nvme_dbbuf $bdf: rnvme[0-9]+n1: [0-9]+ sectors" 60 || fail "no disk on $bdf"
 disk=$(blkdev_of "$bdf")
 [ -n "$disk" ] || fail "no block device under $bdf"
 disk=${disk#/dev/}
@@ -64,7 +64,7 @@ PY
 randread on
 echo 0 >"$dfs/dbbuf" || fail "switching dbbuf off failed"
 [ "$(cat "$dfs/dbbuf")" = off ] || fail "dbbuf did not switch off"
-wait_dmesg "nvme_dbbuf $bdf: controller reset done, MMIO doorbells" 10 || fail "no reset line for the switch"
+wait_dmesg "nvme_dbbuf $bdf: controller reset done, MMIO doorbells" 30 || fail "no reset line for the switch"
 randread off
 python3 - "$out/on.stats" "$out/off.stats" <<'PY' || fail "shadow doorbells did not cut MMIO doorbells"
 import sys
@@ -140,7 +140,7 @@ cat "$dfs/summary"
 rmmod nvme_dbbuf
 mark param
 insmod_ours nvme_dbbuf dbbuf=0
-wait_dmesg "nvme_dbbuf $bdf: shadow doorbells off by request" 30 || fail "dbbuf=0 not honoured"
+wait_dmesg "nvme_dbbuf $bdf: shadow doorbells off by request" 60 || fail "dbbuf=0 not honoured"
 [ "$(cat "$dfs/dbbuf")" = off ] || fail "debugfs says $(cat "$dfs/dbbuf") with dbbuf=0"
 dmesg_since | grep -q "nvme_dbbuf $bdf: shadow doorbells on" && fail "dbbuf=0 still configured the buffers"
 rmmod nvme_dbbuf

@@ -3,7 +3,7 @@
 # libaio and io_uring.  Asserts fio's JSON: no errors, every job verified
 # what it wrote, and the disk statistics show the I/O reached our disk.
 insmod_ours nvme_dbbuf
-wait_dmesg "rnvme0n1: [0-9]+ sectors" 30 || fail "no rnvme0n1 disk"
+wait_dmesg "rnvme0n1: [0-9]+ sectors" 60 || fail "no rnvme0n1 disk"
 for i in $(seq 50); do [ -b /dev/rnvme0n1 ] && break; sleep 0.1; done
 [ -b /dev/rnvme0n1 ] || fail "/dev/rnvme0n1 missing"
 log "$(dmesg_since | grep -E 'rnvme0(n1)?:' | sed 's/.*: rnvme/rnvme/')"

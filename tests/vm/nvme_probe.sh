@@ -16,7 +16,7 @@ done
 
 insmod_ours nvme_dbbuf
 for bdf in $bdfs; do
-	wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 10 || fail "$bdf: no probe line"
+	wait_dmesg "nvme_dbbuf $bdf: NVMe controller version" 30 || fail "$bdf: no probe line"
 	line=$(dmesg_since | grep "nvme_dbbuf $bdf: NVMe controller version")
 	log "$line"
 	got_vs=$(sed -n 's/.*controller version \([0-9.]*\),.*/\1/p' <<<"$line")

@@ -7,7 +7,7 @@
 # RGB node, debugfs shows per-entity frame times, and 100 stream on/off
 # cycles leave the module unloadable.
 insmod_ours vimc_debayer || fail "insmod"
-wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
+wait_dmesg "faux_driver vimc_debayer: pipeline ready" 30 || fail "no 'pipeline ready' line"
 mdev=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
 mc() { media-ctl -d "$mdev" "$@"; }
 vid=$(mc -e Capture)

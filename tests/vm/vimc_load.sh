@@ -1,7 +1,7 @@
 # vimc_debayer registers its device with a device-managed pipeline that
 # owns a media device; rmmod releases both through devres.
 insmod_ours vimc_debayer
-wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
+wait_dmesg "faux_driver vimc_debayer: pipeline ready" 30 || fail "no 'pipeline ready' line"
 [ -d /sys/bus/faux/devices/vimc_debayer ] || fail "faux device vimc_debayer not registered"
 # The media device, as media-ctl sees it: ours by driver name, model and
 # bus info (set by the driver, not derived).

@@ -12,7 +12,7 @@
 
 modprobe vimc || fail "cannot load in-tree vimc"
 insmod_ours vimc_debayer || fail "insmod"
-wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
+wait_dmesg "faux_driver vimc_debayer: pipeline ready" 30 || fail "no 'pipeline ready' line"
 theirs=$(media_of vimc) || fail "no media device of in-tree vimc"
 ours=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
 subdev_of() { media-ctl -d "$1" -e "$2"; }

@@ -3,7 +3,7 @@
 # subdev API, the window control, and v4l2-compliance on the media device
 # and every subdev node.
 insmod_ours vimc_debayer
-wait_dmesg "faux_driver vimc_debayer: pipeline ready" 5 || fail "no 'pipeline ready' line"
+wait_dmesg "faux_driver vimc_debayer: pipeline ready" 30 || fail "no 'pipeline ready' line"
 mdev=$(media_of vimc_debayer) || fail "no vimc_debayer media device"
 mc() { media-ctl -d "$mdev" "$@"; }
 topo=$(mc -p)
