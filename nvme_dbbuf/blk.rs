@@ -12,7 +12,7 @@
 
 use core::{
     ffi::c_void,
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{fence, AtomicPtr, Ordering},
 };
 
 use kernel::{bindings, prelude::*, static_lock_class};
@@ -518,6 +518,8 @@ unsafe extern "C" fn queue_rq(
     iod.abort_sent = false;
     iod.cancelled = false;
     let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
+    // The generation before the IN_FLIGHT state (paired in `complete_one`).
+    fence(Ordering::Release);
     // SAFETY: `rq` is a valid request about to be issued.
     unsafe { bindings::blk_mq_start_request(rq) };
     queue.submit(&sqe.with_cid(cid), last);
@@ -735,8 +737,9 @@ impl Completer for IoCompleter {
             // A generation this tag is not at: looks like a stale completion.
             cid ^= 0x8000;
         }
-        complete_one(queue, cid, cqe);
-        if inject == Inject::DupCid {
+        // Only after a real completion: a copy of an entry that fault
+        // injection dropped would rightly be taken as the request's one.
+        if complete_one(queue, cid, cqe) && inject == Inject::DupCid {
             // The same entry again, as from a controller that posts a
             // completion twice: the request has been completed (or handed
             // to its completion) already, so this must be refused as stale.
@@ -747,8 +750,8 @@ impl Completer for IoCompleter {
 
 /// Completes the request a completion entry with command id `cid` names, if
 /// it is in flight at that generation; otherwise logs the entry and has the
-/// controller reset.
-fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) {
+/// controller reset.  Returns whether it completed a request.
+fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) -> bool {
     let tag = cid & 0xfff;
     let generation = (cid >> 12) as u8;
     let Some(rq) = queue.tag_to_rq(tag) else {
@@ -758,24 +761,41 @@ fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) {
             cid
         );
         queue.bad_completion();
-        return;
+        return false;
     };
-    // SAFETY: `rq` is a request of our tag set (from its tags).
-    let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
-    if iod.generation != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+    // The state first, then the generation `queue_rq` wrote before starting
+    // the request: a stale entry racing with a reissue of the tag then sees
+    // either not IN_FLIGHT or the new generation, never the new state with
+    // the old generation.  No `&mut Iod` until the entry is known to be the
+    // request's, as `queue_rq` may be using it otherwise.
+    // SAFETY: `rq` is a request of our tag set (from its tags); its PDU is an
+    // `Iod`, read here without a reference.
+    let (state, current) = unsafe {
+        let state = core::ptr::read_volatile(&(*rq).state);
+        fence(Ordering::Acquire);
+        let pdu = bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>();
+        (state, core::ptr::read_volatile(&(*pdu).generation))
+    };
+    if current != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
         pr_err!(
             "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
             queue.qid,
             cid
         );
         queue.bad_completion();
-        return;
+        return false;
     }
+    // SAFETY: in flight at this entry's generation: the request is ours to
+    // complete, and nothing else uses its PDU until it is.
+    let iod = unsafe { iod(rq) };
     iod.status = cqe.status().0;
     // SAFETY: `rq` is ours, so is its queue.
     if unsafe { should_fake_timeout((*rq).q) } {
-        return;
+        return false;
     }
-    // SAFETY: `rq` is in flight and this is its one completion.
+    // SAFETY: checked just above: in flight at this entry's generation, so
+    // this is its one completion; a copy of the entry finds it COMPLETE,
+    // IDLE or at a later generation.
     unsafe { bindings::blk_mq_complete_request(rq) };
+    true
 }

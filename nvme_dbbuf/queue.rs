@@ -199,7 +199,9 @@ pub(crate) struct Queue {
 
 /// What the debugfs test hook does to the next completion of a queue.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Inject {
+    /// Nothing: the completion is handled as it is.
     None = 0,
     /// Garble its command id (a stale generation).
     BadCid = 1,
@@ -321,8 +323,8 @@ impl Queue {
             return Inject::None;
         }
         match self.inject.swap(Inject::None as u8, Ordering::Relaxed) {
-            1 => Inject::BadCid,
-            2 => Inject::DupCid,
+            v if v == Inject::BadCid as u8 => Inject::BadCid,
+            v if v == Inject::DupCid as u8 => Inject::DupCid,
             _ => Inject::None,
         }
     }

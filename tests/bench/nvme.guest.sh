@@ -43,8 +43,12 @@ for job in $jobs; do
 	qd=${qd#qd} batch=${batch#b}
 	batching=()
 	[ -z "$batch" ] || batching=(--iodepth_batch_submit="$batch" --iodepth_batch_complete_min="$batch")
+	cfgs=(nvme_dbbuf:0 nvme_dbbuf:1 nvme:1)
 	for round in $(seq "$rounds"); do
-		for cfg in nvme_dbbuf:0 nvme_dbbuf:1 nvme:1; do
+		# Each round starts one configuration later, so that none is always
+		# the one run first (or right after a controller reset).
+		for ((k = 0; k < ${#cfgs[@]}; k++)); do
+			cfg=${cfgs[(k + round - 1) % ${#cfgs[@]}]}
 			drv=${cfg%:*} on=${cfg#*:}
 			if [ "$drv" = nvme_dbbuf ]; then
 				[ "$(cat "$dfs/dbbuf")" = "$([ "$on" = 1 ] && echo on || echo off)" ] || echo "$on" >"$dfs/dbbuf"

@@ -91,8 +91,15 @@ with tempfile.TemporaryDirectory() as d:
     check("IOPS on/off", ratio["iops_dbbuf_on_vs_off"]["rounds"] == [1.5, 1.1111, 1.8182])
     check("batched job reported", ("randread 4k QD32 batch 16", "nvme (in-tree)") in s)
     check("table printed", "MMIO/IO ours/in-tree 1.00 [0.67-1.20]" in p.stdout)
-    check("PNG written", os.path.getsize(f"{d}/nvme.png") > 10000
-          or "no matplotlib" in p.stdout)
+    check("PNG written", "no matplotlib" in p.stdout
+          or os.path.getsize(f"{d}/nvme.png") > 10000)
+
+with tempfile.TemporaryDirectory() as d:
+    for name in ("marks.txt", "qemu-trace.log"):
+        open(f"{d}/{name}", "w").close()
+    p = subprocess.run([sys.executable, report, d, f"{d}/nvme.json", f"{d}/nvme.png"],
+                       capture_output=True, text=True)
+    check("no runs is an error, not an empty report", p.returncode != 0 and "no runs" in p.stderr)
 
 with tempfile.TemporaryDirectory() as d:
     make_raw(d, fio_error_in="nvme-1-randread-4k-qd32-r2")
