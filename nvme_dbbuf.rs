@@ -77,7 +77,7 @@ use dbbuf::DbBuf;
 use dyndbg::{ddbg, dev_ddbg};
 use identify::{IdCtrl, IdNs, IDENTIFY_SIZE};
 use irq::{IrqVectors, QueueIrq};
-use queue::{DbPath, Queue};
+use queue::{DbPath, Inject, Queue};
 use reset_work::ResetWork;
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
@@ -523,7 +523,7 @@ impl NvmeDev<'_> {
                 self.resets.fetch_add(1, Ordering::Relaxed);
                 for q in self.io_queues() {
                     q.set_dead(false);
-                    q.take_injected();
+                    q.inject(Inject::None);
                 }
                 dev_info!(
                     pdev,
@@ -625,7 +625,7 @@ impl NvmeDev<'_> {
 
     /// Test hook (debugfs `inject`): `what` happens to the next completion
     /// on every I/O queue.
-    pub(crate) fn inject(&self, what: queue::Inject) {
+    pub(crate) fn inject(&self, what: Inject) {
         for q in self.io_queues() {
             q.inject(what);
         }
