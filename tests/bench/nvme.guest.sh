@@ -9,11 +9,18 @@
 # of them is taken from runs a few seconds apart),
 # BENCH_JOBS (RW-BS-qdN[-bM]; -bM: fio submits and reaps M I/Os at a time,
 # iodepth_batch_submit = iodepth_batch_complete_min = M, the submission
-# batching that blk-mq hands the driver as one doorbell update).
+# batching that blk-mq hands the driver as one doorbell update),
+# BENCH_CPU (the CPU fio is pinned to, default 1; empty: not pinned.  Pinned,
+# every configuration submits on one queue whose interrupt is on that CPU;
+# unpinned, the scheduler moved fio between the CPUs mid-run, which split
+# the I/O over two queues and changed MMIO/IO by a third),
+# BENCH_SWAP (1: our driver takes the second controller, the in-tree one the
+# first, to tell a driver's effect from the controller's).
 set -euo pipefail
 . "$RFL_REPO/tests/vm/lib.sh"
 out=${BENCH_OUT:?}
 runtime=${BENCH_RUNTIME:-8}
+cpu=${BENCH_CPU-1}
 rounds=${BENCH_ROUNDS:-3}
 jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16}
 mkdir -p "$out"
@@ -23,6 +30,9 @@ echo "rfl-test-begin bench" >/dev/kmsg
 
 read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
 [ -n "${a:-}" ] && [ -n "${b:-}" ] || fail "need two NVMe controllers"
+[ "${BENCH_SWAP:-0}" = 0 ] || { t=$a a=$b b=$t; }
+pin=()
+[ -z "$cpu" ] || pin=(--cpus_allowed="$cpu")
 mark_phase() { trace_mark "$out/marks.txt" "$a" "$1"; }
 
 # $b belongs to the in-tree driver, $a to ours.
@@ -35,7 +45,7 @@ ours=$(blkdev_of "$a") theirs=$(blkdev_of "$b")
 [ -n "$ours" ] && [ -n "$theirs" ] || fail "disks missing: '$ours' '$theirs'"
 ours=${ours#/dev/} theirs=${theirs#/dev/}
 dfs=/sys/kernel/debug/nvme_dbbuf/${ours%n*}
-echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s per run"
+echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s per run, fio on CPU ${cpu:-any}"
 dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
 
 for job in $jobs; do
@@ -59,7 +69,7 @@ for job in $jobs; do
 			name=$drv-$on-$job-r$round
 			mark_phase "$name-begin"
 			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
-				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" --time_based --runtime="$runtime" \
+				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" "${pin[@]}" --time_based --runtime="$runtime" \
 				--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
 				>/dev/null 2>&1 || fail "fio $name"
 			mark_phase "$name-end"
