@@ -72,6 +72,9 @@ def per_io(f):
     rows = [l.split() for l in open(f).read().splitlines()[1:]]
     sub = sum(int(r[1]) for r in rows)
     sq = sum(int(r[3]) for r in rows)
+    # At most one CQ head update (MMIO or shadow-only) per completion.
+    reaped = sum(int(r[2]) for r in rows)
+    assert sum(int(r[4]) + int(r[6]) for r in rows) <= reaped, f"{f}: more CQ head updates than completions"
     return sq / sub, (sq + sum(int(r[4]) for r in rows)) / sub, sum(int(r[5]) + int(r[6]) for r in rows)
 on_sq, on, on_sh = per_io(sys.argv[1])
 off_sq, off, off_sh = per_io(sys.argv[2])
@@ -81,13 +84,13 @@ assert off_sh == 0, "shadow-only updates with dbbuf off"
 assert 0.9 <= off_sq <= 1.0, off_sq
 # How many MMIO writes the shadow path saves depends on the emulator:
 # QEMU 7.2 sets EventIdx to the tail it last processed, so it asks for a
-# doorbell whenever it went idle, and on this kernel (KASAN, lockdep: ~1 ms
-# per I/O) it nearly always has (see Documentation/nvme-dbbuf.rst).  So the
-# SQ side must drop, and the total must not grow beyond the run-to-run
-# swing of the CQ side (interrupts per I/O, which dbbuf does not decide
-# here: seen 0.86-0.94); the size of the saving is make bench's to measure.
+# doorbell whenever it went idle, and on this kernel (KASAN, lockdep: ~300
+# IOPS at QD 32) it nearly always has (see Documentation/nvme-dbbuf.rst).
+# So the SQ side must drop, and the total must not grow beyond the
+# run-to-run swing of the CQ side (interrupts per I/O, which dbbuf does not
+# decide here: seen 0.86-0.94); the size of the saving is make bench's.
 assert on_sh > 0 and on_sq < off_sq, (on_sq, off_sq)
-assert on <= off * 1.1, (on, off)
+assert on <= off + 0.1, (on, off)
 PY
 
 # Runtime switch and resets under a write+verify load: every switch is a
