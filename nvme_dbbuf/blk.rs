@@ -361,20 +361,26 @@ unsafe fn build_rw(
     } else {
         None
     };
-    let (segs, map) = match single {
-        Some((dma, len)) => (Segs::One(Some((dma, len))), DataMap::Single { dma, len }),
+    // Either the one directly mapped segment or `mapped` scatterlist entries.
+    let mapped = match single {
+        Some((dma, len)) => {
+            iod.map = DataMap::Single { dma, len };
+            0
+        }
         None => {
             // SAFETY: caller guarantee; `nsegs` was checked above.
             let n = unsafe { map_sg(ns, rq, iod, nsegs, write)? };
-            let segs = iod
-                .sg
-                .iter()
-                .take(n.mapped)
-                .map(|s| (s.dma_address, s.dma_length));
-            (Segs::Many(segs), DataMap::Sg { nents: n.nents })
+            iod.map = DataMap::Sg { nents: n.nents };
+            n.mapped
         }
     };
-    iod.map = map;
+    let segs = Iterator::chain(
+        single.into_iter(),
+        iod.sg
+            .iter()
+            .take(mapped)
+            .map(|s| (s.dma_address, s.dma_length)),
+    );
     // SAFETY: `prp_list` is a page of coherent memory owned by this request.
     let list = unsafe { core::slice::from_raw_parts_mut(iod.prp_list, PRP_ENTRIES) };
     match prp::build(segs, PAGE, list, iod.prp_dma) {
@@ -391,23 +397,6 @@ unsafe fn build_rw(
             // SAFETY: mapped just above with these arguments.
             unsafe { unmap(ns, iod) };
             Err(BLK_STS_IOERR)
-        }
-    }
-}
-
-/// The data segments of a request, as (DMA address, length).
-enum Segs<I> {
-    One(Option<(u64, u32)>),
-    Many(I),
-}
-
-impl<I: Iterator<Item = (u64, u32)>> Iterator for Segs<I> {
-    type Item = (u64, u32);
-
-    fn next(&mut self) -> Option<(u64, u32)> {
-        match self {
-            Segs::One(s) => s.take(),
-            Segs::Many(i) => i.next(),
         }
     }
 }
@@ -474,6 +463,10 @@ unsafe fn map_single(
     bytes: u32,
     write: bool,
 ) -> Result<Option<(u64, u32)>, bindings::blk_status_t> {
+    // A peer device's memory (P2PDMA) needs the mapping dma_map_sg gives it.
+    if cfg!(CONFIG_PCI_P2PDMA) {
+        return Ok(None);
+    }
     // `req_bvec()`: the current bio_vec of the first bio, as its iterator
     // (possibly advanced by a split) sees it.  (Its special-payload case is
     // for drivers that attach one; this driver never does.)
@@ -493,8 +486,7 @@ unsafe fn map_single(
             it.bi_size.min(bv.bv_len.saturating_sub(done)),
         )
     };
-    // A peer device's memory (P2PDMA) needs the mapping dma_map_sg gives it.
-    if len != bytes || cfg!(CONFIG_PCI_P2PDMA) {
+    if len != bytes {
         return Ok(None);
     }
     let dir = dma_dir(write);
