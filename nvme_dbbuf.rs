@@ -23,7 +23,7 @@ use kernel::{
     pci,
     prelude::*,
     str::BStr,
-    sync::Mutex, //
+    sync::{Arc, Mutex}, //
 };
 
 #[path = "nvme_dbbuf/blk.rs"]
@@ -50,6 +50,8 @@ mod passthru;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/passthru_cmd.rs"]
 mod passthru_cmd;
+#[path = "nvme_dbbuf/pci_ext.rs"]
+mod pci_ext;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/prp.rs"]
 mod prp;
@@ -62,6 +64,10 @@ mod reset_work;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/spec.rs"]
 mod spec;
+// `pub` for the host tests, which include the file as a crate module.
+#[expect(unreachable_pub)]
+#[path = "nvme_dbbuf/state.rs"]
+mod state;
 
 // Shared with the host tests; not every item is used by every module.
 #[path = "common/dyndbg.rs"]
@@ -71,14 +77,15 @@ mod dyndbg;
 mod dyndbg_core;
 include!(env!("RFL_DYNDBG_FUNCS"));
 
-use blk::{BlkShared, Disk, IoCompleter, Limits, Ns, TagSet};
+use blk::{BlkShared, Disk, IoCompleter, Limits, Ns, TagSet, TimeoutAction};
 use ctrl::Ctrl;
 use dbbuf::DbBuf;
 use dyndbg::{ddbg, dev_ddbg};
 use identify::{IdCtrl, IdNs, IDENTIFY_SIZE};
-use irq::{IrqVectors, QueueIrq};
+use irq::{AdminCompleter, IrqVectors, QueueIrq};
 use queue::{DbPath, Inject, Queue};
 use reset_work::ResetWork;
+use state::{CtrlState, State};
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
 const NVME_CLASS: u32 = 0x01_08_02;
@@ -114,33 +121,41 @@ fn instance_put(n: u32) {
 }
 
 /// The driver data: the controller, and its character device and debugfs
-/// directory, which go first (they point at the controller).
+/// directory, which go first (they point at the controller).  `unbind`
+/// shuts the hardware down before any of it is dropped.
 struct DriverData<'bound> {
     _chardev: Pin<KBox<passthru::CharDev>>,
     _debugfs: Option<Pin<KBox<Scope<debugfs::Control>>>>,
-    _dev: KBox<NvmeDev<'bound>>,
+    dev: KBox<NvmeDev<'bound>>,
 }
 
 /// Per-controller state, alive while the driver is bound.
 ///
-/// Field order is teardown order: disks (waits for I/O), interrupts, tag
-/// set, vectors, queues, the doorbell buffers, then the controller and its
-/// BAR.  `Drop` deletes the I/O queues and shuts the controller down after
-/// the disks are gone.
+/// The hardware is shut down by [`NvmeDev::teardown`] (from `unbind`):
+/// disks deleted, I/O queues deleted, controller shut down.  What is left
+/// is freed in field order: interrupts (`Drop`), tag set, vectors, queues;
+/// the queues and the controller share the BAR mapping and the doorbell
+/// buffers by reference count, so neither goes while a queue could use it.
 pub(crate) struct NvmeDev<'bound> {
-    disks: KVec<Disk>,
+    /// Added after the controller has its final address (the timeout
+    /// handler needs it for the partition scan's I/O).
+    disks: Pin<KBox<Mutex<KVec<Disk>>>>,
     irqs: KVec<QueueIrq>,
+    /// The admin queue's interrupt (vector 0), freed after the shutdown.
+    admin_irq: Option<QueueIrq>,
     tagset: Option<TagSet>,
     vectors: Option<IrqVectors<'bound>>,
-    shared: KBox<BlkShared>,
-    /// Reset requested by a completion with a bad command id; outlives the
-    /// queues that queue it.
-    reset_work: Pin<KBox<ResetWork>>,
-    /// Set at unbind: a queued bad-completion reset no longer runs.
-    dying: AtomicBool,
+    shared: KBox<BlkShared<'bound>>,
+    /// Reset requested by a completion with a bad command id; shared with
+    /// the queues that queue it.
+    reset_work: Arc<ResetWork<'bound>>,
+    /// Who may submit, reset or tear down (`state.rs`).
+    pub(crate) state: State,
+    /// The hardware shutdown of [`Self::teardown`] is done.
+    stopped: AtomicBool,
     /// Shadow Doorbell / EventIdx buffers, if the controller supports the
     /// command (allocated once, reused after every reset).
-    dbbuf: Option<DbBuf>,
+    dbbuf: Option<Arc<DbBuf>>,
     /// Whether the I/O queues currently use shadow doorbells.
     dbbuf_on: AtomicBool,
     resets: AtomicU32,
@@ -150,8 +165,21 @@ pub(crate) struct NvmeDev<'bound> {
     ctrl: Ctrl<'bound>,
 }
 
+/// What probe found out about the namespaces, for [`NvmeDev::add_disks`].
+struct DiskPlan {
+    nsids: KVec<u32>,
+    max_transfer: u64,
+    write_cache: bool,
+    write_zeroes: bool,
+    discard: bool,
+}
+
 impl<'bound> NvmeDev<'bound> {
-    fn start(pdev: &'bound pci::Device<Bound>, bar: ctrl::Bar0<'bound>) -> Result<Self> {
+    /// Brings the controller up with its queues and tag set, but no disks.
+    fn start(
+        pdev: &'bound pci::Device<Bound>,
+        bar: ctrl::Bar0<'bound>,
+    ) -> Result<(Self, DiskPlan)> {
         let ctrl = Ctrl::new(pdev, bar)?;
         let cap = ctrl.cap;
         let vs = ctrl.bar.read(regs::VS);
@@ -178,8 +206,9 @@ impl<'bound> NvmeDev<'bound> {
 
         let instance = instance_get()?;
         let mut dev = NvmeDev {
-            disks: KVec::new(),
+            disks: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
             irqs: KVec::new(),
+            admin_irq: None,
             tagset: None,
             vectors: None,
             shared: KBox::new(
@@ -187,11 +216,19 @@ impl<'bound> NvmeDev<'bound> {
                     dev: blk::dev_raw(pdev.as_ref()),
                     queues: KVec::new(),
                     owner: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+                    irq_offset: 0,
+                    timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
+                        module_parameters::io_timeout
+                            .value_ref()
+                            .saturating_mul(1000),
+                    ))
+                    .unwrap_or(u32::MAX),
                 },
                 GFP_KERNEL,
             )?,
-            reset_work: KBox::pin_init(ResetWork::new(), GFP_KERNEL)?,
-            dying: AtomicBool::new(false),
+            reset_work: Arc::pin_init(ResetWork::new(), GFP_KERNEL)?,
+            state: State::new(),
+            stopped: AtomicBool::new(false),
             dbbuf: None,
             dbbuf_on: AtomicBool::new(false),
             resets: AtomicU32::new(0),
@@ -206,12 +243,21 @@ impl<'bound> NvmeDev<'bound> {
             "controller enabled, admin queue {} entries\n",
             dev.ctrl.admin.depth
         );
-        dev.setup(version)?;
-        Ok(dev)
+        let plan = dev.setup(version)?;
+        Ok((dev, plan))
     }
 
-    fn setup(&mut self, version: spec::Version) -> Result {
+    fn setup(&mut self, version: spec::Version) -> Result<DiskPlan> {
         let pdev = self.ctrl.pdev;
+        // Vector 0 for the admin queue, one per CPU for the I/O queues;
+        // the admin interrupt first, so a shared INTx line never sees our
+        // completions unhandled.
+        let cpus = kernel::cpu::nr_cpu_ids().clamp(1, 64);
+        let vectors = self.vectors.insert(IrqVectors::alloc(pdev, cpus)?);
+        // SAFETY: the admin queue is owned by `self.ctrl`, dropped after
+        // `self.admin_irq` (field order).
+        self.admin_irq =
+            Some(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
         let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
         self.ctrl
             .admin_ok(cmd::identify(cmd::cns::CONTROLLER, 0, buf.dma_address()))?;
@@ -236,23 +282,26 @@ impl<'bound> NvmeDev<'bound> {
 
         // I/O queues: one per CPU, as many as the controller and the
         // interrupt vectors allow.
-        // SAFETY: `nr_cpu_ids` is set once during boot.
-        let cpus = unsafe { kernel::bindings::nr_cpu_ids };
-        let want = u16::try_from(cpus.clamp(1, 64)).unwrap_or(1);
+        let want = u16::try_from(cpus)?;
         let dw0 = self.ctrl.admin_ok(cmd::set_num_queues(want, want))?;
         let (sqs, cqs) = cmd::granted_queues(dw0);
-        let granted = sqs.min(cqs).min(u32::from(want));
-        let vectors = IrqVectors::alloc(pdev, granted)?;
-        let nr = vectors.count().min(granted);
+        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
+        let nr = vectors.io_queues(sqs.min(cqs).min(u32::from(want)));
         let nvec = vectors.count();
+        self.shared.irq_offset = vectors.io_offset();
         let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
         for i in 0..nr {
             let qid = u16::try_from(i + 1)?;
             let q = KBox::pin_init(
-                Queue::new(pdev.as_ref(), qid, depth, self.ctrl.doorbells(qid)?)?,
+                Queue::new(
+                    pdev.as_ref(),
+                    qid,
+                    depth,
+                    self.ctrl.doorbells(qid)?,
+                    Some(self.reset_work.clone()),
+                )?,
                 GFP_KERNEL,
             )?;
-            q.set_reset_work(&self.reset_work);
             self.shared.queues.push(q, GFP_KERNEL)?;
         }
         if id.has_dbbuf() {
@@ -263,11 +312,12 @@ impl<'bound> NvmeDev<'bound> {
         }
         let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
         self.dbbuf_on.store(on, Ordering::Relaxed);
-        let vectors = self.vectors.insert(vectors);
+        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
         for (i, q) in self.shared.queues.iter().enumerate() {
+            let vector = self.shared.irq_offset + u32::try_from(i)?;
             // SAFETY: the queue is boxed in `self.shared`, dropped after
             // `self.irqs` (field order).
-            let irq = unsafe { QueueIrq::new::<IoCompleter>(vectors, u32::try_from(i)?, q)? };
+            let irq = unsafe { QueueIrq::new::<IoCompleter>(vectors, vector, q)? };
             self.irqs.push(irq, GFP_KERNEL)?;
         }
         dev_ddbg!(
@@ -279,9 +329,7 @@ impl<'bound> NvmeDev<'bound> {
         );
 
         // SAFETY: `self.shared` outlives the tag set and the disks (field order).
-        let tagset = self
-            .tagset
-            .insert(unsafe { TagSet::new(&self.shared, u32::from(depth) - 1)? });
+        self.tagset = Some(unsafe { TagSet::new(&self.shared, u32::from(depth) - 1)? });
 
         // Namespaces: the active list (NVMe 1.1+), else 1..=NN.
         let mut nsids = KVec::new();
@@ -304,13 +352,28 @@ impl<'bound> NvmeDev<'bound> {
                 nsids.push(id, GFP_KERNEL)?;
             }
         }
-        let max_transfer = id
-            .max_transfer(blk::PAGE)
-            .map_or(blk::MAX_TRANSFER, |m| m.min(blk::MAX_TRANSFER));
-        for nsid in nsids {
+        Ok(DiskPlan {
+            nsids,
+            max_transfer: id
+                .max_transfer(blk::PAGE)
+                .map_or(blk::MAX_TRANSFER, |m| m.min(blk::MAX_TRANSFER)),
+            write_cache: id.has_vwc(),
+            write_zeroes: id.has_write_zeroes(),
+            discard: id.has_dsm(),
+        })
+    }
+
+    /// One disk per usable namespace of `plan`.  Their partition scans do
+    /// I/O, so the controller is at its final address by now.
+    fn add_disks(&self, plan: DiskPlan) -> Result {
+        let pdev = self.ctrl.pdev;
+        let tagset = self.tagset.as_ref().ok_or(EINVAL)?;
+        let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
+        for nsid in plan.nsids {
             self.ctrl
                 .admin_ok(cmd::identify(cmd::cns::NAMESPACE, nsid, buf.dma_address()))?;
-            // SAFETY: as above.
+            // SAFETY: the controller finished writing (command completed) and
+            // nothing else uses `buf`.
             let ns = IdNs::parse(unsafe { buf.as_ref() });
             let Some(bs) = ns.block_size() else {
                 dev_warn!(
@@ -324,11 +387,8 @@ impl<'bound> NvmeDev<'bound> {
             };
             let mut name = [0u8; 32];
             let mut w = kernel::str::Formatter::new(&mut name);
-            let _ = core::fmt::Write::write_fmt(
-                &mut w,
-                format_args!("rnvme{}n{}", self.instance, nsid),
-            );
-            let len = w.bytes_written();
+            core::fmt::Write::write_fmt(&mut w, format_args!("rnvme{}n{}", self.instance, nsid))?;
+            let name = name.get(..w.bytes_written()).ok_or(EINVAL)?;
             let disk = Disk::new(
                 tagset,
                 blk::dev_raw(pdev.as_ref()),
@@ -339,29 +399,29 @@ impl<'bound> NvmeDev<'bound> {
                 },
                 &Limits {
                     block_size: bs,
-                    max_transfer,
-                    write_cache: id.has_vwc(),
-                    write_zeroes: id.has_write_zeroes(),
-                    discard: id.has_dsm(),
+                    max_transfer: plan.max_transfer,
+                    write_cache: plan.write_cache,
+                    write_zeroes: plan.write_zeroes,
+                    discard: plan.discard,
                 },
-                name.get(..len).unwrap_or(&[]),
+                name,
                 ns.capacity_sectors(),
             )?;
             dev_info!(
                 pdev,
                 "{}: {} sectors of 512 B, block size {}, max transfer {} KiB\n",
-                BStr::from_bytes(name.get(..len).unwrap_or(&[])),
+                BStr::from_bytes(name),
                 ns.capacity_sectors(),
                 bs,
-                max_transfer / 1024
+                plan.max_transfer / 1024
             );
-            self.disks.push(disk, GFP_KERNEL)?;
+            self.disks.lock().push(disk, GFP_KERNEL)?;
         }
         Ok(())
     }
 }
 
-impl NvmeDev<'_> {
+impl<'bound> NvmeDev<'bound> {
     pub(crate) fn dbbuf_on(&self) -> bool {
         self.dbbuf_on.load(Ordering::Relaxed)
     }
@@ -370,7 +430,7 @@ impl NvmeDev<'_> {
         self.resets.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue> {
+    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue<'bound>> {
         self.shared.queues.iter().map(|q| &**q)
     }
 
@@ -413,8 +473,15 @@ impl NvmeDev<'_> {
             );
             return false;
         }
-        let stale = db.nonzero_words();
-        db.zero();
+        let stale = db.nonzero_words().unwrap_or(0);
+        if let Err(e) = db.zero() {
+            dev_warn!(
+                pdev,
+                "dbbuf: cannot zero the buffers ({:?}): MMIO doorbells\n",
+                e
+            );
+            return false;
+        }
         dev_ddbg!(
             pdev,
             "dbbuf: zeroed shadow doorbell and EventIdx buffers ({} non-zero words before)\n",
@@ -455,6 +522,7 @@ impl NvmeDev<'_> {
         let on = self.configure_dbbuf(want_dbbuf);
         for (i, q) in self.shared.queues.iter().enumerate() {
             let qid = q.qid;
+            let vector = u16::try_from(self.shared.irq_offset + u32::try_from(i)?)?;
             let slots = self
                 .dbbuf
                 .as_ref()
@@ -464,7 +532,7 @@ impl NvmeDev<'_> {
                 _ => q.set_paths(DbPath::Mmio, DbPath::Mmio),
             }
             self.ctrl
-                .admin_ok(cmd::create_cq(qid, q.depth, q.cq_dma(), u16::try_from(i)?))?;
+                .admin_ok(cmd::create_cq(qid, q.depth, q.cq_dma(), vector))?;
             if let Err(e) = self
                 .ctrl
                 .admin_ok(cmd::create_sq(qid, q.depth, q.sq_dma(), qid))
@@ -493,8 +561,15 @@ impl NvmeDev<'_> {
         self.reset_locked(dbbuf)
     }
 
-    fn reset_locked(&self, dbbuf: Option<bool>) -> Result {
+    pub(crate) fn reset_locked(&self, dbbuf: Option<bool>) -> Result {
         let pdev = self.ctrl.pdev;
+        if let Err(now) = self.state.change(CtrlState::Resetting) {
+            // Only unbind refuses (under this lock nothing else is
+            // Resetting): what a timeout wanted reset fails instead.
+            dev_ddbg!(pdev, "reset refused: controller {:?}\n", now);
+            self.fail_all_locked();
+            return Err(EBUSY);
+        }
         let want = dbbuf.unwrap_or_else(|| self.dbbuf_on());
         dev_ddbg!(
             pdev,
@@ -504,9 +579,11 @@ impl NvmeDev<'_> {
         if let Some(t) = &self.tagset {
             t.quiesce();
         }
-        // A controller that will not stop is reset anyway: enable() below
-        // fails and the queues are marked dead.
-        let disabled = self.ctrl.disable();
+        // A controller that will not stop has its DMA cut by `disable`
+        // before the commands it owned are taken back; `reinit` tries the
+        // disable once more, and if the controller does not come back the
+        // queues are marked dead.
+        let _ = self.ctrl.disable();
         for irq in &self.irqs {
             irq.synchronize();
         }
@@ -516,9 +593,11 @@ impl NvmeDev<'_> {
         }
         let cancelled = self.tagset.as_ref().map_or(0, |t| t.cancel_inflight());
         dev_ddbg!(pdev, "reset: {} command(s) in flight requeued\n", cancelled);
-        let r = disabled.and_then(|()| self.reinit(want));
+        let r = self.reinit(want);
         match r {
             Ok(on) => {
+                // Unless unbind began meanwhile (then it stays Deleting).
+                let _ = self.state.change(CtrlState::Live);
                 self.dbbuf_on.store(on, Ordering::Relaxed);
                 self.resets.fetch_add(1, Ordering::Relaxed);
                 for q in self.io_queues() {
@@ -533,6 +612,7 @@ impl NvmeDev<'_> {
                 );
             }
             Err(e) => {
+                let _ = self.state.change(CtrlState::Dead);
                 dev_err!(pdev, "controller reset failed ({:?}): failing I/O\n", e);
                 self.dbbuf_on.store(false, Ordering::Relaxed);
                 for q in self.io_queues() {
@@ -546,18 +626,24 @@ impl NvmeDev<'_> {
         r.map(|_| ())
     }
 
-    /// An I/O command timed out.  The first time, ask the controller to
-    /// abort it and wait another timeout period; the second time, reset the
-    /// controller, which requeues it.  Returns true if the request was
-    /// handed back (the reset ran), false to re-arm its timer.
-    pub(crate) fn io_timeout(&self, qid: u16, cid: u16, first: bool) -> bool {
+    /// An I/O command timed out (and reaping its queue did not find it).
+    /// The first time, ask the controller to abort it and wait another
+    /// timeout period; the second time, reset the controller, which
+    /// requeues it (or fails it, out of retries).
+    pub(crate) fn io_timeout(&self, qid: u16, cid: u16, first: bool) -> TimeoutAction {
         let pdev = self.ctrl.pdev;
         // A reset already running (a switch, or another timeout) takes this
         // request back; holding the lock also keeps a reset from re-enabling
         // the controller under an Abort still waiting for its completion.
         let Some(_guard) = self.reset_lock.try_lock() else {
-            return false;
+            return TimeoutAction::Later;
         };
+        // Being unbound, or dead after a failed reset: nothing will complete
+        // it, and nothing may reset the controller now; fail what is left.
+        if !self.state.get().takes_commands() {
+            self.fail_all_locked();
+            return TimeoutAction::Done;
+        }
         // A controller that is gone or has stopped cannot abort anything:
         // reset at once (the queues are failed if it does not come back).
         if let Some(csts) = self.ctrl.down() {
@@ -569,7 +655,7 @@ impl NvmeDev<'_> {
                 csts
             );
             let _ = self.reset_locked(None);
-            return true;
+            return TimeoutAction::Done;
         }
         if first {
             dev_warn!(
@@ -595,10 +681,10 @@ impl NvmeDev<'_> {
                 Err(e) => {
                     dev_warn!(pdev, "Abort failed ({:?}): resetting\n", e);
                     let _ = self.reset_locked(None);
-                    return true;
+                    return TimeoutAction::Done;
                 }
             }
-            return false;
+            return TimeoutAction::AbortSent;
         }
         dev_warn!(
             pdev,
@@ -607,13 +693,42 @@ impl NvmeDev<'_> {
             qid
         );
         let _ = self.reset_locked(None);
-        true
+        TimeoutAction::Done
+    }
+
+    /// The device is gone (surprise removal): fail the commands in flight,
+    /// and every later one, at once.
+    fn fail_all(&self) {
+        let _guard = self.reset_lock.lock();
+        self.fail_all_locked();
+    }
+
+    fn fail_all_locked(&self) {
+        for q in self.io_queues() {
+            q.set_dead(true);
+        }
+        if let Some(t) = &self.tagset {
+            t.quiesce();
+        }
+        for irq in &self.irqs {
+            irq.synchronize();
+        }
+        let n = self.tagset.as_ref().map_or(0, |t| t.cancel_inflight());
+        if let Some(t) = &self.tagset {
+            t.unquiesce();
+        }
+        dev_warn!(
+            self.ctrl.pdev,
+            "controller {:?}: {} command(s) failed\n",
+            self.state.get(),
+            n
+        );
     }
 
     /// The reset work's body: a completion named no request in flight.
     fn reset_after_bad_completion(&self) {
         let _guard = self.reset_lock.lock();
-        if self.dying.load(Ordering::Relaxed) {
+        if !self.state.get().takes_commands() {
             return;
         }
         dev_warn!(
@@ -624,11 +739,21 @@ impl NvmeDev<'_> {
     }
 
     /// Test hook (debugfs `inject`): `what` happens to the next completion
-    /// on every I/O queue.
+    /// (or interrupt) on every I/O queue.
     pub(crate) fn inject(&self, what: Inject) {
         for q in self.io_queues() {
             q.inject(what);
         }
+    }
+
+    /// Test hook: the next controller disable finds CSTS.RDY stuck at 1.
+    pub(crate) fn inject_stuck_rdy(&self) {
+        self.ctrl.fake_stuck_rdy.store(true, Ordering::Relaxed);
+    }
+
+    /// Test hook: the next admin completion is lost.
+    pub(crate) fn inject_lost_admin(&self) {
+        self.ctrl.fake_lost_admin.store(true, Ordering::Relaxed);
     }
 
     fn reinit(&self, want_dbbuf: bool) -> Result<bool> {
@@ -656,27 +781,49 @@ impl NvmeDev<'_> {
     }
 }
 
-impl Drop for NvmeDev<'_> {
-    fn drop(&mut self) {
-        // A bad-completion reset queued from now on does nothing.
-        self.dying.store(true, Ordering::Relaxed);
+impl NvmeDev<'_> {
+    /// Ordered hardware shutdown, run by `unbind` while the device is still
+    /// bound (and by `drop` for a probe that failed before there was one):
+    /// no reset any more, the disks deleted (a controller that is gone has
+    /// its commands failed first, so that takes seconds, not a timeout per
+    /// request), then the I/O queues deleted and the controller shut down,
+    /// so it stops touching our memory before anything is freed.  Runs
+    /// once; a second call only finds the disks gone.
+    fn teardown(&self) {
+        // A running reset ends, a queued one does nothing, a timeout fails
+        // what is in flight.
+        let _ = self.state.change(CtrlState::Deleting);
         drop(self.reset_lock.lock());
-        // Disks first: del_gendisk flushes and waits for outstanding I/O.
-        self.disks.clear();
-        // No interrupt, so nothing queues the reset work any more; then wait
-        // for one that is running.
-        self.irqs.clear();
-        self.reset_work.cancel_sync();
-        // Then tell the controller we are done: delete the I/O queues (SQ
-        // before its CQ) and shut down, so it stops touching our memory
-        // before the rings are freed.
+        // Gone from the bus, or its registers say it is not running (CSTS
+        // all-ones, CFS, or RDY clear: decoding off reads 0 under QEMU).
+        let gone = !pci_ext::is_present(self.ctrl.pdev) || self.ctrl.down().is_some();
+        if gone {
+            self.fail_all();
+        }
+        // del_gendisk flushes and waits for outstanding I/O.
+        drop(core::mem::take(&mut *self.disks.lock()));
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Interrupts are still registered: the deletions complete through
+        // the admin queue like any command.  SQ before its CQ.
         for q in self.shared.queues.iter().rev() {
             let _ = self.ctrl.admin_ok(cmd::delete_sq(q.qid));
             let _ = self.ctrl.admin_ok(cmd::delete_cq(q.qid));
         }
         self.ctrl.shutdown();
-        // The admin queue outlives the doorbell buffers (field order).
         self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+    }
+}
+
+impl Drop for NvmeDev<'_> {
+    fn drop(&mut self) {
+        self.teardown();
+        // No interrupt, so nothing queues the reset work any more; then wait
+        // for one that is running (it finds the controller Deleting).
+        self.irqs.clear();
+        self.admin_irq = None;
+        self.reset_work.cancel_sync();
         instance_put(self.instance);
         dev_info!(self.ctrl.pdev, "unbound\n");
     }
@@ -711,21 +858,35 @@ impl pci::Driver for NvmeDbbufDriver {
         unsafe { pdev.dma_set_max_seg_size(u32::MAX) };
 
         let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
-        let dev = KBox::new(NvmeDev::start(pdev, bar)?, GFP_KERNEL)?;
+        let (dev, plan) = NvmeDev::start(pdev, bar)?;
+        let dev = KBox::new(dev, GFP_KERNEL)?;
         // From here on the timeout handler can find the controller (boxed:
-        // the address is stable; the tag set goes before it).
+        // the address is stable; the tag set goes before it), before the
+        // first I/O, which the disks' partition scans do.
         dev.shared.owner.store(
-            core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut().cast(),
+            core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut(),
             Ordering::Release,
         );
-        dev.reset_work.set_owner(&dev);
-        let debugfs = debugfs::create(&dev)?;
-        let chardev = passthru::CharDev::new(&dev)?;
+        // SAFETY: boxed, so at a stable address; `NvmeDev::drop` cancels the
+        // work after the last interrupt is freed, before the box is.
+        unsafe { dev.reset_work.set_owner(&dev) };
+        dev.add_disks(plan)?;
+        // Unless a reset during the partition scan got there first.
+        let _ = dev.state.change(CtrlState::Live);
+        // SAFETY: both are fields of the driver data declared before the
+        // box holding `dev`, so they are dropped before it.
+        let debugfs = unsafe { debugfs::create(&dev)? };
+        // SAFETY: as above.
+        let chardev = unsafe { passthru::CharDev::new(&dev)? };
         Ok(DriverData {
             _chardev: chardev,
             _debugfs: debugfs,
-            _dev: dev,
+            dev,
         })
+    }
+
+    fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        this.dev.teardown();
     }
 }
 
@@ -741,6 +902,10 @@ struct NvmeDbbufModule {
 
 impl kernel::InPlaceModule for NvmeDbbufModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        blk::LOSE_IO.store(
+            *module_parameters::fault_lose_io.value_ref(),
+            Ordering::Relaxed,
+        );
         let root = KBox::new(Dir::new(c"nvme_dbbuf"), GFP_KERNEL);
         try_pin_init!(Self {
             debugfs_root: {
@@ -779,6 +944,18 @@ kernel::prelude::module! {
         dbbuf: bool {
             default: true,
             description: "Use Doorbell Buffer Config (shadow doorbells + EventIdx) when the controller offers it",
+        },
+        max_retries: u8 {
+            default: 5,
+            description: "Times a failed or reset-cancelled I/O command is retried before it fails",
+        },
+        io_timeout: u32 {
+            default: 30,
+            description: "I/O command timeout in seconds (per disk: queue/io_timeout)",
+        },
+        fault_lose_io: u32 {
+            default: 0,
+            description: "Test hook: lose this many I/O completions from load on, as a controller that drops them",
         },
     },
 }

@@ -12,7 +12,7 @@
 
 use core::{
     ffi::c_void,
-    sync::atomic::{fence, AtomicPtr, Ordering},
+    sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering},
 };
 
 use kernel::{bindings, prelude::*, static_lock_class};
@@ -46,6 +46,11 @@ const BLK_STS_OK: bindings::blk_status_t = 0;
 const BLK_STS_NOTSUPP: bindings::blk_status_t = 1;
 const BLK_STS_IOERR: bindings::blk_status_t = 10;
 const BLK_STS_RESOURCE: bindings::blk_status_t = 9;
+/// `RQF_DONTPREP` and `REQ_FAILFAST_*` (macros with casts).
+const RQF_DONTPREP: bindings::req_flags_t = 1 << bindings::rqf_flags___RQF_DONTPREP;
+const REQ_FAILFAST: bindings::blk_opf_t = (1 << bindings::req_flag_bits___REQ_FAILFAST_DEV)
+    | (1 << bindings::req_flag_bits___REQ_FAILFAST_TRANSPORT)
+    | (1 << bindings::req_flag_bits___REQ_FAILFAST_DRIVER);
 
 /// The raw `struct device` behind a bound device reference.
 pub(crate) fn dev_raw(
@@ -68,8 +73,12 @@ struct Iod {
     status: u16,
     /// An Abort was sent for this use of the request (first timeout).
     abort_sent: bool,
-    /// Cancelled by a controller reset: requeue instead of completing.
+    /// Cancelled by a controller reset: retried (requeued) or failed, as
+    /// `cmd::disposition` decides.
     cancelled: bool,
+    /// Times this request was requeued after a failure or a reset; kept
+    /// across requeues (`RQF_DONTPREP`), zeroed for each new request.
+    retries: u8,
     prp_list: *mut u64,
     prp_dma: bindings::dma_addr_t,
 }
@@ -86,18 +95,24 @@ enum DataMap {
 }
 
 /// What the tag set's callbacks share: `set->driver_data`.
-pub(crate) struct BlkShared {
+pub(crate) struct BlkShared<'bound> {
     pub(crate) dev: *mut bindings::device,
-    pub(crate) queues: KVec<Pin<KBox<Queue>>>,
-    /// The controller, for the timeout handler; null until probe is done.
-    pub(crate) owner: AtomicPtr<NvmeDev<'static>>,
+    pub(crate) queues: KVec<Pin<KBox<Queue<'bound>>>>,
+    /// The controller, for the timeout handler; set before the first disk
+    /// is added, so it is there for the first I/O.
+    pub(crate) owner: AtomicPtr<NvmeDev<'bound>>,
+    /// Interrupt vector of the first I/O queue (vector 0 is the admin
+    /// queue's when there are more).
+    pub(crate) irq_offset: u32,
+    /// Per-request time limit.
+    pub(crate) timeout_jiffies: u32,
 }
 
 // SAFETY: `dev` is a device reference held for the lifetime of the driver
 // data; the queues are `Sync`.
-unsafe impl Send for BlkShared {}
+unsafe impl Send for BlkShared<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for BlkShared {}
+unsafe impl Sync for BlkShared<'_> {}
 
 /// Per-namespace data: `request_queue->queuedata`.
 pub(crate) struct Ns {
@@ -128,7 +143,7 @@ impl TagSet {
     /// # Safety
     ///
     /// `shared` must outlive the returned tag set and every disk on it.
-    pub(crate) unsafe fn new(shared: &BlkShared, depth: u32) -> Result<Self> {
+    pub(crate) unsafe fn new(shared: &BlkShared<'_>, depth: u32) -> Result<Self> {
         // SAFETY: all-zero is the documented starting state of a tag set.
         let mut set: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         set.ops = &OPS;
@@ -137,7 +152,7 @@ impl TagSet {
         set.cmd_size = u32::try_from(core::mem::size_of::<Iod>())?;
         set.numa_node = bindings::NUMA_NO_NODE;
         set.nr_maps = 1;
-        set.timeout = 0; // blk-mq's default, 30 s
+        set.timeout = shared.timeout_jiffies;
         set.driver_data = core::ptr::from_ref(shared).cast_mut().cast();
         let set = KBox::into_raw(KBox::new(set, GFP_KERNEL)?);
         // SAFETY: `set` is a valid, initialised tag set description.
@@ -597,7 +612,7 @@ unsafe extern "C" fn queue_rq(
     // request_queue's queuedata is the namespace's `Ns`.
     let (queue, ns, rq, last) = unsafe {
         (
-            &*(*hctx).driver_data.cast::<Queue>(),
+            &*(*hctx).driver_data.cast::<Queue<'_>>(),
             &*(*(*hctx).queue).queuedata.cast::<Ns>(),
             (*bd).rq,
             (*bd).last,
@@ -637,6 +652,14 @@ unsafe extern "C" fn queue_rq(
     };
     // SAFETY: `rq` is ours.
     let iod = unsafe { iod(rq) };
+    // SAFETY: `rq` is ours and not yet started: nothing else writes its flags.
+    unsafe {
+        if (*rq).rq_flags & RQF_DONTPREP == 0 {
+            // A new request, not a requeued one: no retries yet.
+            iod.retries = 0;
+            (*rq).rq_flags |= RQF_DONTPREP;
+        }
+    }
     iod.generation = (iod.generation + 1) & 0xf;
     iod.status = 0;
     iod.abort_sent = false;
@@ -655,7 +678,7 @@ unsafe extern "C" fn queue_rq(
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
     // SAFETY: see `queue_rq`.
-    let queue = unsafe { &*(*hctx).driver_data.cast::<Queue>() };
+    let queue = unsafe { &*(*hctx).driver_data.cast::<Queue<'_>>() };
     queue.commit();
 }
 
@@ -663,24 +686,33 @@ unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn complete(rq: *mut bindings::request) {
-    // SAFETY: `rq` is one of ours, completed by `IoCompleter`.
-    let (ns, iod) = unsafe { (&*(*(*rq).q).queuedata.cast::<Ns>(), iod(rq)) };
+    // SAFETY: `rq` is one of ours, completed by `IoCompleter` or cancelled
+    // by a reset; its hctx's driver_data is its queue (`init_hctx`).
+    let (ns, iod, queue, flags) = unsafe {
+        (
+            &*(*(*rq).q).queuedata.cast::<Ns>(),
+            iod(rq),
+            &*(*(*rq).mq_hctx).driver_data.cast::<Queue<'_>>(),
+            (*rq).cmd_flags,
+        )
+    };
     // SAFETY: mapped (or not: `DataMap::None`) by `build_rw`.
     unsafe { unmap(ns, iod) };
-    if iod.cancelled {
-        // A controller reset took the command away: run it again once the
-        // queues are back (the kick is held off until they are unquiesced).
+    let status = (!iod.cancelled).then_some(cmd::Status(iod.status));
+    let noretry = flags & REQ_FAILFAST != 0 || queue.is_dead();
+    let max = *crate::module_parameters::max_retries.value_ref();
+    if cmd::disposition(status, noretry, iod.retries, max) == cmd::Disposition::Retry {
+        // Run it again; after a reset, once the queues are back (the kick
+        // is held off until they are unquiesced).
+        iod.retries += 1;
         // SAFETY: `rq` is ours and was in flight.
         unsafe { bindings::blk_mq_requeue_request(rq, true) };
         return;
     }
-    let status = cmd::Status(iod.status);
-    let sts = if status.is_success() {
-        BLK_STS_OK
-    } else if status.is_invalid_opcode() {
-        BLK_STS_NOTSUPP
-    } else {
-        BLK_STS_IOERR
+    let sts = match status {
+        Some(s) if s.is_success() => BLK_STS_OK,
+        Some(s) if s.is_invalid_opcode() => BLK_STS_NOTSUPP,
+        _ => BLK_STS_IOERR,
     };
     // SAFETY: `rq` is in flight and completed exactly once.
     unsafe { bindings::blk_mq_end_request(rq, sts) };
@@ -695,13 +727,13 @@ unsafe extern "C" fn init_hctx(
     index: u32,
 ) -> i32 {
     // SAFETY: `data` is `set->driver_data`, a live `BlkShared`.
-    let shared = unsafe { &*data.cast::<BlkShared>() };
+    let shared = unsafe { &*data.cast::<BlkShared<'_>>() };
     let Some(queue) = shared.queues.get(index as usize) else {
         return EINVAL.to_errno();
     };
     // SAFETY: `hctx` is being initialised by blk-mq for us.
     unsafe {
-        (*hctx).driver_data = core::ptr::from_ref::<Queue>(queue).cast_mut().cast();
+        (*hctx).driver_data = core::ptr::from_ref::<Queue<'_>>(queue).cast_mut().cast();
         queue
             .tags
             .store((*hctx).tags, core::sync::atomic::Ordering::Release);
@@ -719,7 +751,7 @@ unsafe extern "C" fn init_request(
     _node: i32,
 ) -> i32 {
     // SAFETY: `set` is ours: its driver_data is a live `BlkShared`.
-    let shared = unsafe { &*(*set).driver_data.cast::<BlkShared>() };
+    let shared = unsafe { &*(*set).driver_data.cast::<BlkShared<'_>>() };
     let mut dma: bindings::dma_addr_t = 0;
     // SAFETY: `shared.dev` is the bound PCI device.
     let list = unsafe {
@@ -740,6 +772,7 @@ unsafe extern "C" fn init_request(
             status: 0,
             abort_sent: false,
             cancelled: false,
+            retries: 0,
             prp_list: list.cast(),
             prp_dma: dma,
         })
@@ -757,7 +790,7 @@ unsafe extern "C" fn exit_request(
 ) {
     // SAFETY: as in `init_request`, which initialised the PDU.
     unsafe {
-        let shared = &*(*set).driver_data.cast::<BlkShared>();
+        let shared = &*(*set).driver_data.cast::<BlkShared<'_>>();
         let iod = iod(rq);
         bindings::dma_free_attrs(
             shared.dev,
@@ -776,8 +809,8 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
     // SAFETY: `set` is ours; map 0 is the default map.  Falls back to a
     // plain spread when the vectors carry no affinity (MSI/INTx).
     unsafe {
-        let shared = &*(*set).driver_data.cast::<BlkShared>();
-        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], shared.dev, 0);
+        let shared = &*(*set).driver_data.cast::<BlkShared<'_>>();
+        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], shared.dev, shared.irq_offset);
     }
 }
 
@@ -785,24 +818,69 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
-    // SAFETY: `rq` is ours: its queue's tag set has our `BlkShared`.
-    let shared = unsafe { &*(*(*(*rq).q).tag_set).driver_data.cast::<BlkShared>() };
+    // SAFETY: `rq` is ours: its queue's tag set has our `BlkShared`, its
+    // hctx's driver_data is its queue (`init_hctx`).
+    let (shared, queue) = unsafe {
+        (
+            &*(*(*(*rq).q).tag_set).driver_data.cast::<BlkShared<'_>>(),
+            &*(*(*rq).mq_hctx).driver_data.cast::<Queue<'_>>(),
+        )
+    };
+    // A lost interrupt looks like a timeout: reap the queue first, as the
+    // in-tree driver does, and only then blame the controller.
+    queue.reap(|cqe| IoCompleter::complete(queue, cqe));
+    // SAFETY: `rq` is ours; blk-mq holds a reference while it times out.
+    let state = unsafe { core::ptr::read_volatile(&(*rq).state) };
+    if state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+        // SAFETY: as above.
+        let tag = unsafe { (*rq).tag };
+        pr_warn!(
+            "nvme_dbbuf: queue {}: tag {} timed out, completion polled\n",
+            queue.qid,
+            tag
+        );
+        return bindings::blk_eh_timer_return_BLK_EH_DONE;
+    }
     let owner = shared.owner.load(Ordering::Acquire);
     if owner.is_null() {
         return bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER;
     }
     // SAFETY: set once probe finished; the controller outlives the tag set.
     let dev = unsafe { &*owner };
-    // SAFETY: `rq` is ours and in flight.
-    let (iod, tag, qid) = unsafe { (iod(rq), (*rq).tag, (*(*rq).mq_hctx).queue_num + 1) };
-    let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
-    let first = !iod.abort_sent;
-    iod.abort_sent = true;
-    if dev.io_timeout(u16::try_from(qid).unwrap_or(u16::MAX), cid, first) {
-        bindings::blk_eh_timer_return_BLK_EH_DONE
-    } else {
-        bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
+    // SAFETY: `rq` is ours and in flight; its PDU is reached through raw
+    // pointers only, no `&mut Iod`: its completion may run concurrently.
+    let (pdu, generation, abort_sent, tag, qid) = unsafe {
+        let pdu = bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>();
+        (
+            pdu,
+            core::ptr::addr_of!((*pdu).generation).read_volatile(),
+            core::ptr::addr_of!((*pdu).abort_sent).read_volatile(),
+            (*rq).tag,
+            (*(*rq).mq_hctx).queue_num + 1,
+        )
+    };
+    let cid = (u16::from(generation) << 12) | (tag as u16 & 0xfff);
+    let qid = u16::try_from(qid).unwrap_or(u16::MAX);
+    match dev.io_timeout(qid, cid, !abort_sent) {
+        TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
+        TimeoutAction::AbortSent => {
+            // SAFETY: as above; only the timeout handler writes this field
+            // while the request is in flight.
+            unsafe { core::ptr::addr_of_mut!((*pdu).abort_sent).write_volatile(true) };
+            bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
+        }
+        TimeoutAction::Later => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
     }
+}
+
+/// What the controller's timeout handling did with a request.
+pub(crate) enum TimeoutAction {
+    /// The request was handed back (reset, or failed): blk-mq is done.
+    Done,
+    /// An Abort was sent: wait one more period, then reset.
+    AbortSent,
+    /// Nothing yet (a reset is running and will take it back): wait.
+    Later,
 }
 
 /// Whether fault injection (`io-timeout-fail`, `fail_io_timeout`) wants this
@@ -854,7 +932,7 @@ const OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
 pub(crate) struct IoCompleter;
 
 impl Completer for IoCompleter {
-    fn complete(queue: &Queue, cqe: &Cqe) {
+    fn complete(queue: &Queue<'_>, cqe: &Cqe) {
         let inject = queue.take_injected();
         let mut cid = cqe.cid();
         if inject == Inject::BadCid {
@@ -872,10 +950,21 @@ impl Completer for IoCompleter {
     }
 }
 
+/// Test hook (module parameter `fault_lose_io`): completions still to lose.
+pub(crate) static LOSE_IO: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the test hook wants this completion lost (counting it).
+fn lose_io() -> bool {
+    LOSE_IO.load(Ordering::Relaxed) != 0
+        && LOSE_IO
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+}
+
 /// Completes the request a completion entry with command id `cid` names, if
 /// it is in flight at that generation; otherwise logs the entry and has the
 /// controller reset.  Returns whether it completed a request.
-fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) -> bool {
+fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
     let tag = cid & 0xfff;
     let generation = (cid >> 12) as u8;
     let Some(rq) = queue.tag_to_rq(tag) else {
@@ -915,6 +1004,14 @@ fn complete_one(queue: &Queue, cid: u16, cqe: &Cqe) -> bool {
     iod.status = cqe.status().0;
     // SAFETY: `rq` is ours, so is its queue.
     if unsafe { should_fake_timeout((*rq).q) } {
+        return false;
+    }
+    if lose_io() {
+        pr_warn!(
+            "nvme_dbbuf: queue {}: test hook: completion {:#x} lost\n",
+            queue.qid,
+            cid
+        );
         return false;
     }
     // SAFETY: checked just above: in flight at this entry's generation, so

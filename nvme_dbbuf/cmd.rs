@@ -377,3 +377,31 @@ impl Status {
         self.code_type() == 0 && self.code() == 0x07
     }
 }
+
+/// What becomes of an I/O command that ended, as the in-tree driver's
+/// `nvme_decide_disposition` decides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// End the request with the command's status.
+    Complete,
+    /// Requeue it: it runs again, with one retry more counted.
+    Retry,
+}
+
+/// The disposition of an I/O command that ended with `status`, or that a
+/// controller reset took back (`None`).  Failures are retried while the
+/// request has retries left (`retries < max_retries`), unless the controller
+/// said Do Not Retry or the request may not be retried (`noretry`:
+/// `REQ_FAILFAST_*`, or the controller is gone).
+pub const fn disposition(
+    status: Option<Status>,
+    noretry: bool,
+    retries: u8,
+    max_retries: u8,
+) -> Disposition {
+    match status {
+        Some(s) if s.is_success() || s.dnr() => Disposition::Complete,
+        _ if noretry || retries >= max_retries => Disposition::Complete,
+        _ => Disposition::Retry,
+    }
+}

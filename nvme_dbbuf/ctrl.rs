@@ -3,15 +3,29 @@
 //! Controller bring-up and tear-down (NVMe Base Specification 2.0, sections
 //! 3.5.1 and 3.6) and synchronous admin commands.
 //!
-//! The admin queue is polled: admin commands are rare (probe, remove,
-//! passthrough) and polling keeps vector 0 free for the first I/O queue.
+//! Admin commands are waited for by polling, which also works before the
+//! admin queue's interrupt (vector 0) is registered and after it is freed;
+//! the interrupt only posts completions for the waiter (and keeps a shared
+//! INTx line from staying asserted).
+//!
+//! A controller that times out an admin command, or will not stop, may
+//! still own memory of ours: it is disabled and its bus mastering cleared
+//! before any such memory is unmapped or freed.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::{
-    device::Bound, io::poll::read_poll_timeout, io::Io, new_mutex, pci, prelude::*, sync::Mutex,
+    device::Bound,
+    io::poll::read_poll_timeout,
+    io::Io,
+    new_mutex, pci,
+    prelude::*,
+    sync::{Arc, Mutex},
     time::Delta,
 };
 
 use crate::cmd::{Sqe, Status};
+use crate::pci_ext;
 use crate::queue::{Doorbells, Queue};
 use crate::{regs, spec};
 
@@ -29,7 +43,8 @@ const SHUTDOWN_TIMEOUT_MS: i64 = 5_000;
 /// The controller: registers, capabilities and the admin queue.
 pub(crate) struct Ctrl<'bound> {
     pub(crate) pdev: &'bound pci::Device<Bound>,
-    pub(crate) bar: Bar0<'bound>,
+    /// Shared with the queues' doorbells, which keep it mapped.
+    pub(crate) bar: Arc<Bar0<'bound>>,
     /// CAP as read at probe (it does not change).
     pub(crate) cap: regs::CAP,
     /// CAP.DSTRD.
@@ -38,9 +53,13 @@ pub(crate) struct Ctrl<'bound> {
     pub(crate) max_entries: u32,
     /// CSTS.RDY transition timeout, from CAP.TO.
     ready_ms: u32,
-    pub(crate) admin: Pin<KBox<Queue>>,
+    pub(crate) admin: Pin<KBox<Queue<'bound>>>,
     /// Serialises admin commands; holds the next command id.
     admin_lock: Pin<KBox<Mutex<u16>>>,
+    /// Test hooks (debugfs `inject`): the next disable reports CSTS.RDY
+    /// stuck at 1; the next admin completion is lost.
+    pub(crate) fake_stuck_rdy: AtomicBool,
+    pub(crate) fake_lost_admin: AtomicBool,
 }
 
 /// A finished admin command.
@@ -70,8 +89,9 @@ impl<'bound> Ctrl<'bound> {
         let dstrd: u8 = cap.dstrd().into();
         let max_entries = spec::max_queue_entries(cap.mqes().into());
         let depth = ADMIN_DEPTH.min(u16::try_from(max_entries).unwrap_or(u16::MAX));
+        let bar = Arc::new(bar, GFP_KERNEL)?;
         let db = Doorbells::new(&bar, 0, dstrd)?;
-        let admin = KBox::pin_init(Queue::new(pdev.as_ref(), 0, depth, db)?, GFP_KERNEL)?;
+        let admin = KBox::pin_init(Queue::new(pdev.as_ref(), 0, depth, db, None)?, GFP_KERNEL)?;
         Ok(Self {
             pdev,
             bar,
@@ -81,6 +101,8 @@ impl<'bound> Ctrl<'bound> {
             ready_ms: spec::ready_timeout_ms(cap.to().into()),
             admin,
             admin_lock: KBox::pin_init(new_mutex!(0u16, "nvme_dbbuf:admin"), GFP_KERNEL)?,
+            fake_stuck_rdy: AtomicBool::new(false),
+            fake_lost_admin: AtomicBool::new(false),
         })
     }
 
@@ -128,17 +150,36 @@ impl<'bound> Ctrl<'bound> {
         })
     }
 
-    /// Clears CC.EN and waits for the controller to stop.
+    /// Clears CC.EN and waits for the controller to stop.  If it does not,
+    /// its DMA is cut (bus mastering off) before this returns the error, so
+    /// callers may take back and free what it owned; [`Self::enable`] turns
+    /// bus mastering on again.
     pub(crate) fn disable(&self) -> Result {
         let cc = self.bar.read(regs::CC);
         if bool::from(cc.en()) {
             self.bar.write_reg(cc.with_const_en::<0>());
         }
-        self.wait_ready(false)
+        let r = if self.fake_stuck_rdy.swap(false, Ordering::Relaxed) {
+            dev_warn!(self.pdev, "test hook: CSTS.RDY reported stuck at 1\n");
+            Err(ETIMEDOUT)
+        } else {
+            self.wait_ready(false)
+        };
+        if r.is_err() {
+            self.stop_dma();
+        }
+        r
+    }
+
+    /// Bus mastering off: the controller can no longer reach host memory.
+    pub(crate) fn stop_dma(&self) {
+        pci_ext::clear_master(self.pdev);
+        dev_warn!(self.pdev, "bus mastering off\n");
     }
 
     /// Programs the admin queue and CC, and waits for CSTS.RDY.
     pub(crate) fn enable(&self) -> Result {
+        pci_ext::set_master(self.pdev);
         self.admin.reset();
         let entries = u32::from(self.admin.depth) - 1;
         self.bar.write_reg(
@@ -178,28 +219,50 @@ impl<'bound> Ctrl<'bound> {
         );
         if let Err(ETIMEDOUT) = done {
             dev_warn!(self.pdev, "shutdown did not complete, disabling instead\n");
+            // A failed disable stops its DMA too.
             let _ = self.disable();
         }
     }
 
     /// Runs one admin command to completion (polled, bounded).
     pub(crate) fn admin_cmd(&self, sqe: Sqe) -> Result<AdminResult> {
+        self.admin_cmd_timeout(sqe, None)
+    }
+
+    /// Like [`Self::admin_cmd`], giving up after `timeout_ms` (default 60 s).
+    pub(crate) fn admin_cmd_timeout(
+        &self,
+        sqe: Sqe,
+        timeout_ms: Option<i64>,
+    ) -> Result<AdminResult> {
         let mut cid = self.admin_lock.lock();
         let my = *cid;
         *cid = cid.wrapping_add(1);
+        // Whatever an earlier, timed-out command left there is not ours.
+        let _ = self.admin.take_posted();
         self.admin.submit(&sqe.with_cid(my), true);
         let mut stray = 0u32;
+        let mut take = |cid: u16, status: Status, dw0: u32| {
+            if cid != my {
+                stray += 1;
+                None
+            } else if self.fake_lost_admin.swap(false, Ordering::Relaxed) {
+                dev_warn!(self.pdev, "test hook: admin completion {:#x} lost\n", cid);
+                None
+            } else {
+                Some(AdminResult { status, dw0 })
+            }
+        };
         let r = read_poll_timeout(
             || {
                 let mut done = None;
+                // Posted by the admin interrupt, or reaped here.
+                if let Some(p) = self.admin.take_posted() {
+                    done = take(p.cid, p.status, p.dw0);
+                }
                 self.admin.reap(|cqe| {
-                    if cqe.cid() == my {
-                        done = Some(AdminResult {
-                            status: cqe.status(),
-                            dw0: cqe.result(),
-                        });
-                    } else {
-                        stray += 1;
+                    if done.is_none() {
+                        done = take(cqe.cid(), cqe.status(), cqe.result());
                     }
                 });
                 match done {
@@ -215,7 +278,7 @@ impl<'bound> Ctrl<'bound> {
             },
             Option::is_some,
             Delta::from_micros(50),
-            Delta::from_millis(ADMIN_TIMEOUT_MS),
+            Delta::from_millis(timeout_ms.unwrap_or(ADMIN_TIMEOUT_MS)),
         );
         if stray > 0 {
             dev_warn!(
@@ -234,6 +297,13 @@ impl<'bound> Ctrl<'bound> {
                     sqe.opcode(),
                     e
                 );
+                // The controller still owns the command and its buffer,
+                // which the caller frees on this error: stop the controller
+                // first.  Its I/O then times out into a reset.
+                if self.disable().is_ok() {
+                    // (A failed disable has cut it already.)
+                    self.stop_dma();
+                }
                 Err(e)
             }
         }
@@ -257,7 +327,7 @@ impl<'bound> Ctrl<'bound> {
     }
 
     /// Doorbells of I/O queue `qid`.
-    pub(crate) fn doorbells(&self, qid: u16) -> Result<Doorbells> {
+    pub(crate) fn doorbells(&self, qid: u16) -> Result<Doorbells<'bound>> {
         Doorbells::new(&self.bar, qid, self.dstrd)
     }
 }

@@ -3,13 +3,15 @@
 //! The Shadow Doorbell and EventIdx buffers of Doorbell Buffer Config, and
 //! the per-queue publish step that decides whether MMIO is still needed.
 
-use core::ptr::NonNull;
-
 use kernel::{
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
+    io::{io_read, io_write},
     prelude::*,
-    sync::barrier::{mb, Full},
+    sync::{
+        barrier::{mb, Full},
+        Arc,
+    },
 };
 
 use crate::eventidx;
@@ -20,20 +22,39 @@ pub(crate) const BUF_BYTES: usize = 4096;
 const WORDS: usize = BUF_BYTES / 4;
 
 /// Both buffers of one controller.  Allocated once at probe and kept across
-/// resets: a reset only ends the controller's use of them.
+/// resets: a reset only ends the controller's use of them.  Shared by the
+/// queues whose slots they hold ([`ShadowSlot`]), so they outlive every
+/// queue that publishes through them.  Device-visible values are
+/// little-endian (the spec's; "nvme-pci: fix doorbell buffer value
+/// endianness" upstream).
 pub(crate) struct DbBuf {
     shadow: Coherent<[u32]>,
     eventidx: Coherent<[u32]>,
     dstrd: u8,
 }
 
+/// Reads word `i` of `buf` as the device wrote it (volatile).
+fn load(buf: &Coherent<[u32]>, i: usize) -> Result<u32> {
+    Ok(u32::from_le(io_read!(buf, [try: i])))
+}
+
+/// Writes word `i` of `buf` for the device (volatile).
+fn store(buf: &Coherent<[u32]>, i: usize, v: u32) -> Result {
+    io_write!(buf, [try: i], v.to_le());
+    Ok(())
+}
+
 impl DbBuf {
-    pub(crate) fn new(dev: &Device<Bound>, dstrd: u8) -> Result<Self> {
-        Ok(Self {
-            shadow: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
-            eventidx: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
-            dstrd,
-        })
+    pub(crate) fn new(dev: &Device<Bound>, dstrd: u8) -> Result<Arc<Self>> {
+        Arc::new(
+            Self {
+                shadow: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
+                eventidx: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
+                dstrd,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Into::into)
     }
 
     pub(crate) fn shadow_dma(&self) -> DmaAddress {
@@ -51,59 +72,39 @@ impl DbBuf {
 
     /// Zeroes both buffers.  Only while the controller does not use them:
     /// before the command is (re)issued after a reset.
-    pub(crate) fn zero(&self) {
+    pub(crate) fn zero(&self) -> Result {
         for i in 0..WORDS {
-            // SAFETY: `i < WORDS`, the length of both allocations; the
-            // controller is not using the buffers (caller's contract), and
-            // the CPU side is only written through volatile accesses.
-            unsafe {
-                core::ptr::write_volatile(self.shadow.as_mut_ptr().cast::<u32>().add(i), 0);
-                core::ptr::write_volatile(self.eventidx.as_mut_ptr().cast::<u32>().add(i), 0);
-            }
+            store(&self.shadow, i, 0)?;
+            store(&self.eventidx, i, 0)?;
         }
+        Ok(())
     }
 
     /// Non-zero words in both buffers: what a reset leaves behind, for the
     /// debug print that shows the zeroing had something to do.
-    pub(crate) fn nonzero_words(&self) -> usize {
+    pub(crate) fn nonzero_words(&self) -> Result<usize> {
         let mut n = 0;
         for i in 0..WORDS {
-            // SAFETY: `i < WORDS`; volatile because the device may write.
-            let (a, b) = unsafe {
-                (
-                    core::ptr::read_volatile(self.shadow.as_ptr().cast::<u32>().add(i)),
-                    core::ptr::read_volatile(self.eventidx.as_ptr().cast::<u32>().add(i)),
-                )
-            };
-            n += usize::from(a != 0) + usize::from(b != 0);
+            n += usize::from(load(&self.shadow, i)? != 0)
+                + usize::from(load(&self.eventidx, i)? != 0);
         }
-        n
+        Ok(n)
     }
 
-    fn slot(&self, index: usize) -> Option<Shadow> {
-        if index >= WORDS {
-            return None;
-        }
-        // SAFETY: `index < WORDS`, inside both allocations.
-        let (db, ei) = unsafe {
-            (
-                self.shadow.as_mut_ptr().cast::<u32>().add(index),
-                self.eventidx.as_mut_ptr().cast::<u32>().add(index),
-            )
-        };
-        Some(Shadow {
-            db: NonNull::new(db)?,
-            ei: NonNull::new(ei)?,
+    fn slot(self: &Arc<Self>, index: usize) -> Option<ShadowSlot> {
+        (index < WORDS).then(|| ShadowSlot {
+            buf: self.clone(),
+            index,
         })
     }
 
     /// The submission queue tail slot of queue `qid`.
-    pub(crate) fn sq(&self, qid: u16) -> Option<Shadow> {
+    pub(crate) fn sq(self: &Arc<Self>, qid: u16) -> Option<ShadowSlot> {
         self.slot(eventidx::sq_slot(qid, self.dstrd))
     }
 
     /// The completion queue head slot of queue `qid`.
-    pub(crate) fn cq(&self, qid: u16) -> Option<Shadow> {
+    pub(crate) fn cq(self: &Arc<Self>, qid: u16) -> Option<ShadowSlot> {
         self.slot(eventidx::cq_slot(qid, self.dstrd))
     }
 }
@@ -112,21 +113,14 @@ impl DbBuf {
 ///
 /// # Invariants
 ///
-/// Both point into a live [`DbBuf`], which outlives every queue holding a
-/// `Shadow` (the driver data drops the queues first).
-#[derive(Clone, Copy)]
-pub(crate) struct Shadow {
-    db: NonNull<u32>,
-    ei: NonNull<u32>,
+/// `index < WORDS`: inside both buffers.
+#[derive(Clone)]
+pub(crate) struct ShadowSlot {
+    buf: Arc<DbBuf>,
+    index: usize,
 }
 
-// SAFETY: the slots are plain DMA memory accessed only with volatile
-// operations under the owning queue's SQ or CQ lock.
-unsafe impl Send for Shadow {}
-// SAFETY: as above.
-unsafe impl Sync for Shadow {}
-
-impl Shadow {
+impl ShadowSlot {
     /// Publishes a doorbell value moving from `old` to `new` and says
     /// whether the MMIO doorbell must be written as well.
     ///
@@ -141,8 +135,10 @@ impl Shadow {
         // overwrite them).  A write barrier orders the first; ordering prior
         // loads against the store needs the full barrier.
         mb(Full);
-        // SAFETY: `db` points into the live buffer (type invariant).
-        unsafe { core::ptr::write_volatile(self.db.as_ptr(), u32::from(new)) };
+        if store(&self.buf.shadow, self.index, new.into()).is_err() {
+            // Cannot happen (type invariant); MMIO is always correct.
+            return true;
+        }
         // Barrier 2: the store of the new value must be globally visible
         // before we load EventIdx.  Otherwise we could read an old EventIdx
         // while the controller, which writes EventIdx and then re-reads the
@@ -150,10 +146,9 @@ impl Shadow {
         // other will act and the doorbell is lost (the queue hangs).  Only a
         // full barrier orders a store before a later load.
         mb(Full);
-        // SAFETY: `ei` points into the live buffer (type invariant).
-        let ei = unsafe { core::ptr::read_volatile(self.ei.as_ptr()) };
         // EventIdx is a 16-bit index in a 32-bit slot.
-        eventidx::need_event(ei as u16, new, old)
+        load(&self.buf.eventidx, self.index)
+            .map_or(true, |ei| eventidx::need_event(ei as u16, new, old))
     }
 
     /// Publishes `new` without consulting EventIdx, for doorbells that
@@ -162,7 +157,7 @@ impl Shadow {
         // Entries before the value, as in `publish`; the MMIO write that
         // follows is ordered after this store by writel() itself.
         mb(Full);
-        // SAFETY: `db` points into the live buffer (type invariant).
-        unsafe { core::ptr::write_volatile(self.db.as_ptr(), u32::from(new)) };
+        // Cannot fail (type invariant); the MMIO write follows anyway.
+        let _ = store(&self.buf.shadow, self.index, new.into());
     }
 }

@@ -12,7 +12,11 @@
 //!   I/O queue is handled as if it carried a stale command id (the driver
 //!   drops it and resets the controller, which requeues the command); write
 //!   `dup_cid` and it is handled twice, as if posted twice (the second is
-//!   stale: dropped, and the controller reset).
+//!   stale: dropped, and the controller reset); `lost_irq` and the next
+//!   interrupt of each I/O queue is ignored (the timeout handler reaps it);
+//!   `none` disarms those.  `stuck_rdy`: the next controller disable
+//!   reports CSTS.RDY stuck at 1; `lost_admin`: the next admin completion
+//!   is lost.
 
 use core::{
     fmt,
@@ -66,14 +70,19 @@ unsafe impl Send for Control {}
 unsafe impl Sync for Control {}
 
 impl Control {
-    fn dev(&self) -> &NvmeDev<'_> {
+    fn dev(&self) -> &NvmeDev<'static> {
         // SAFETY: valid for as long as `self` is reachable (type invariant).
         unsafe { self.dev.as_ref() }
     }
 }
 
 /// Creates the directory of controller `instance`, or `None` without debugfs.
-pub(crate) fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
+///
+/// # Safety
+///
+/// `dev` must stay at its address and alive until the returned scope is
+/// dropped (its files reach it through a pointer).
+pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
     let root = ROOT.load(Ordering::Acquire);
     if root.is_null() {
         return Ok(None);
@@ -131,6 +140,10 @@ fn inject_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
     match read_word(r, &mut buf)? {
         b"bad_cid" => ctl.dev().inject(Inject::BadCid),
         b"dup_cid" => ctl.dev().inject(Inject::DupCid),
+        b"lost_irq" => ctl.dev().inject(Inject::LostIrq),
+        b"none" => ctl.dev().inject(Inject::None),
+        b"stuck_rdy" => ctl.dev().inject_stuck_rdy(),
+        b"lost_admin" => ctl.dev().inject_lost_admin(),
         _ => return Err(EINVAL),
     }
     Ok(())

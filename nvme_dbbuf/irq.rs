@@ -13,14 +13,8 @@ use core::ffi::c_void;
 use kernel::{bindings, device::Bound, pci, prelude::*};
 
 use crate::cmd::Cqe;
+use crate::pci_ext::pci_raw;
 use crate::queue::Queue;
-
-/// The raw `struct pci_dev` behind `pdev`.
-pub(crate) fn pci_raw(pdev: &pci::Device<Bound>) -> *mut bindings::pci_dev {
-    // `pci::Device` is `repr(transparent)` over `Opaque<bindings::pci_dev>`,
-    // so the reference is a pointer to the C structure.
-    core::ptr::from_ref(pdev).cast_mut().cast()
-}
 
 /// Allocated interrupt vectors; freed on drop.
 ///
@@ -33,19 +27,22 @@ pub(crate) struct IrqVectors<'bound> {
 }
 
 impl<'bound> IrqVectors<'bound> {
-    /// Allocates between 1 and `max` vectors (MSI-X, then MSI, then INTx),
-    /// spread over the CPUs.
-    pub(crate) fn alloc(pdev: &'bound pci::Device<Bound>, max: u32) -> Result<Self> {
+    /// Allocates vector 0 for the admin queue and up to `max_io` more for
+    /// the I/O queues, spread over the CPUs (MSI-X, then MSI, then one
+    /// shared INTx line for everything).
+    pub(crate) fn alloc(pdev: &'bound pci::Device<Bound>, max_io: u32) -> Result<Self> {
         // SAFETY: `irq_affinity` is plain data; all zeroes means "no pre or
         // post vectors, one set".
         let mut affd: bindings::irq_affinity = unsafe { core::mem::zeroed() };
+        // The admin queue's vector is not spread.
+        affd.pre_vectors = 1;
         // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device; `affd` is
         // valid for the duration of the call.
         let ret = unsafe {
             bindings::pci_alloc_irq_vectors_affinity(
                 pci_raw(pdev),
                 1,
-                max,
+                max_io.saturating_add(1),
                 bindings::PCI_IRQ_ALL_TYPES | bindings::PCI_IRQ_AFFINITY,
                 &mut affd,
             )
@@ -62,6 +59,21 @@ impl<'bound> IrqVectors<'bound> {
     /// Number of vectors.
     pub(crate) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Vector of the first I/O queue: 1, or 0 when everything shares one.
+    pub(crate) fn io_offset(&self) -> u32 {
+        u32::from(self.count > 1)
+    }
+
+    /// How many of `granted` I/O queues get a vector (all share vector 0
+    /// when there is only one: then a single I/O queue).
+    pub(crate) fn io_queues(&self, granted: u32) -> u32 {
+        if self.count > 1 {
+            granted.min(self.count - 1)
+        } else {
+            granted.min(1)
+        }
     }
 
     /// Linux IRQ number of vector `index`.
@@ -86,22 +98,23 @@ impl Drop for IrqVectors<'_> {
 /// What the interrupt handler does with each completion of its queue.
 pub(crate) trait Completer {
     /// Called for every new completion entry, in interrupt context.
-    fn complete(queue: &Queue, cqe: &Cqe);
+    fn complete(queue: &Queue<'_>, cqe: &Cqe);
 }
 
-/// An interrupt handler reaping one I/O queue.
+/// An interrupt handler reaping one queue; on a shared line (INTx, or the
+/// one vector of a single-vector MSI) one of several.
 ///
 /// # Invariants
 ///
-/// `request_irq(irq, .., queue)` succeeded; `queue` stays valid until `drop`
-/// frees the handler (the queue is owned by the driver data and dropped
-/// after every `QueueIrq`).
+/// `request_irq(irq, .., cookie)` succeeded with `cookie` a queue that stays
+/// valid until `drop` frees the handler (`QueueIrq::new`'s contract).
 pub(crate) struct QueueIrq {
     irq: u32,
-    queue: *const Queue,
+    /// The `dev_id` it was registered with (the queue), for `free_irq`.
+    cookie: *const c_void,
 }
 
-// SAFETY: the handle only frees the handler; `Queue` is `Sync`.
+// SAFETY: the handle only frees the handler (the cookie is an opaque id).
 unsafe impl Send for QueueIrq {}
 // SAFETY: as above.
 unsafe impl Sync for QueueIrq {}
@@ -115,10 +128,10 @@ impl QueueIrq {
     pub(crate) unsafe fn new<C: Completer>(
         vectors: &IrqVectors<'_>,
         index: u32,
-        queue: &Queue,
+        queue: &Queue<'_>,
     ) -> Result<Self> {
         let irq = vectors.irq(index)?;
-        let cookie = core::ptr::from_ref(queue);
+        let cookie = core::ptr::from_ref(queue).cast::<c_void>();
         // SAFETY: `handler::<C>` matches `irq_handler_t`; the name is static;
         // `cookie` points to a `Queue` that outlives the registration (caller
         // guarantee), and is only read through shared references.
@@ -126,12 +139,12 @@ impl QueueIrq {
             bindings::request_irq(
                 irq,
                 Some(handler::<C>),
-                0,
+                bindings::IRQF_SHARED as kernel::ffi::c_ulong,
                 c"nvme_dbbuf".as_char_ptr(),
-                cookie.cast_mut().cast::<c_void>(),
+                cookie.cast_mut(),
             )
         })?;
-        Ok(Self { irq, queue: cookie })
+        Ok(Self { irq, cookie })
     }
 }
 
@@ -147,7 +160,7 @@ impl Drop for QueueIrq {
     fn drop(&mut self) {
         // SAFETY: registered in `new` with this cookie (invariant); free_irq
         // waits for a running handler to finish.
-        unsafe { bindings::free_irq(self.irq, self.queue.cast_mut().cast::<c_void>()) };
+        unsafe { bindings::free_irq(self.irq, self.cookie.cast_mut()) };
     }
 }
 
@@ -160,11 +173,23 @@ unsafe extern "C" fn handler<C: Completer>(
 ) -> bindings::irqreturn_t {
     // SAFETY: the cookie is the `Queue` registered in `QueueIrq::new`, alive
     // until `free_irq` returns.
-    let queue = unsafe { &*cookie.cast::<Queue>() };
+    let queue = unsafe { &*cookie.cast::<Queue<'_>>() };
+    if queue.take_lost_irq() {
+        return bindings::irqreturn::IRQ_HANDLED;
+    }
     let reaped = queue.reap(|cqe| C::complete(queue, cqe));
     if reaped.count > 0 {
         bindings::irqreturn::IRQ_HANDLED
     } else {
         bindings::irqreturn::IRQ_NONE
+    }
+}
+
+/// Posts admin completions for the command waiting in `Ctrl::admin_cmd`.
+pub(crate) struct AdminCompleter;
+
+impl Completer for AdminCompleter {
+    fn complete(queue: &Queue<'_>, cqe: &Cqe) {
+        queue.post(cqe);
     }
 }

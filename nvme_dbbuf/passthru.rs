@@ -80,9 +80,13 @@ pub(crate) struct CharDev {
 }
 
 impl CharDev {
-    /// Registers `/dev/rnvme<instance>` for `dev`, which must stay alive
-    /// until the returned value is dropped.
-    pub(crate) fn new(dev: &NvmeDev<'_>) -> Result<Pin<KBox<Self>>> {
+    /// Registers `/dev/rnvme<instance>` for `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must stay at its address and alive until the returned value is
+    /// dropped (open files reach it through a pointer the drop clears).
+    pub(crate) unsafe fn new(dev: &NvmeDev<'_>) -> Result<Pin<KBox<Self>>> {
         let ptr = core::ptr::NonNull::from(dev).cast();
         let link = Arc::pin_init(
             pin_init!(Link {
@@ -185,16 +189,14 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
         None
     };
     let base = buf.dma_address();
-    match plan.dir {
-        Dir::ToDevice => {
-            // SAFETY: the controller has not been given `buf` yet.
-            let dst = unsafe { buf.as_mut() }.get_mut(..len).ok_or(EINVAL)?;
-            user().reader().read_slice(dst)?;
-        }
-        // Fault before the command runs, as the in-tree driver (which maps
-        // the user pages first) would.
-        Dir::FromDevice => user().writer().write_dma(&buf, 0, len)?,
-        Dir::None => {}
+    if plan.dir != Dir::None {
+        // The data to send, or, for a read, what the caller's buffer holds:
+        // a bad pointer faults before the command runs, as with the in-tree
+        // driver (which maps the user pages first), and the buffer is
+        // written back only after the command succeeded.
+        // SAFETY: the controller has not been given `buf` yet.
+        let dst = unsafe { buf.as_mut() }.get_mut(..len).ok_or(EINVAL)?;
+        user().reader().read_slice(dst)?;
     }
     if let Some(list) = &list {
         // SAFETY: not given to the controller yet.
@@ -209,10 +211,25 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     for (n, v) in (10..).zip(c.cdw10_15) {
         sqe = sqe.with_cdw(n, v);
     }
+    let timeout_ms = (c.timeout_ms != 0).then_some(i64::from(c.timeout_ms));
     // No reset may disable the controller under the command.
     let r = {
         let _reset = dev.reset_lock.lock();
-        dev.ctrl.admin_cmd(sqe)?
+        if !dev.state.get().takes_commands() {
+            return Err(ENODEV);
+        }
+        match dev.ctrl.admin_cmd_timeout(sqe, timeout_ms) {
+            Ok(r) => r,
+            Err(e) => {
+                // A command that did not complete left the controller
+                // stopped (`admin_cmd`): bring it back before anyone else
+                // waits on it.  `buf` is freed only after that stop.
+                if e == ETIMEDOUT {
+                    let _ = dev.reset_locked(None);
+                }
+                return Err(e);
+            }
+        }
     };
     if plan.dir == Dir::FromDevice && r.status.is_success() {
         user().writer().write_dma(&buf, 0, len)?;

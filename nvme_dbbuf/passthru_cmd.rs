@@ -105,23 +105,53 @@ pub enum Refusal {
     NotPermitted,
 }
 
-/// Admin opcodes refused: they change what the driver owns (its queues,
-/// command ids, doorbell buffers, namespaces and their formats) with no
-/// path here to notice, and an Asynchronous Event Request would occupy the
-/// polled admin queue until the controller has an event.
-pub const REFUSED_OPCODES: [u8; 11] = [
-    0x00, // Delete I/O Submission Queue
-    0x01, // Create I/O Submission Queue
-    0x04, // Delete I/O Completion Queue
-    0x05, // Create I/O Completion Queue
-    0x08, // Abort (command ids are the driver's)
-    0x0c, // Asynchronous Event Request
-    0x0d, // Namespace Management
-    0x15, // Namespace Attachment
-    0x7c, // Doorbell Buffer Config
-    0x80, // Format NVM
-    0x84, // Sanitize
+/// Admin opcodes accepted: they read state, or change none that this
+/// driver owns.  Everything else is refused: the queue and namespace
+/// commands, Abort (command ids are the driver's), Asynchronous Event
+/// Request (it would occupy the admin queue until the controller has an
+/// event), Doorbell Buffer Config, Firmware Commit (it may reset the
+/// controller behind the driver), Format NVM, Sanitize, Security Send,
+/// Virtualization Management and every vendor-specific opcode.  Set
+/// Features is checked per feature ([`SET_FEATURES_ALLOWED`]).
+pub const ALLOWED_OPCODES: [u8; 9] = [
+    0x02, // Get Log Page
+    0x06, // Identify
+    0x0a, // Get Features
+    0x11, // Firmware Image Download (stores an image; Commit is refused)
+    0x14, // Device Self-test
+    0x18, // Keep Alive
+    0x1a, // Directive Receive
+    0x82, // Security Receive
+    0x86, // Get LBA Status
 ];
+
+/// Set Features.
+pub const SET_FEATURES: u8 = 0x09;
+
+/// Feature identifiers Set Features may change: power and thermal
+/// management, the timestamp and the software progress marker.  Refused
+/// among others: Number of Queues (0x07), Interrupt Coalescing (0x08) and
+/// Vector Configuration (0x09), which the driver's queues depend on;
+/// Volatile Write Cache (0x06), which the block layer was told about;
+/// Host Memory Buffer (0x0d), which would have the controller DMA into host
+/// memory this driver never gave it.
+pub const SET_FEATURES_ALLOWED: [u8; 6] = [
+    0x02, // Power Management
+    0x04, // Temperature Threshold
+    0x0c, // Autonomous Power State Transition
+    0x0e, // Timestamp
+    0x10, // Host Controlled Thermal Management
+    0x80, // Software Progress Marker
+];
+
+/// Whether `cmd`'s opcode (and, for Set Features, its feature) is accepted.
+pub fn permitted(cmd: &PassthruCmd) -> bool {
+    if cmd.opcode == SET_FEATURES {
+        SET_FEATURES_ALLOWED.contains(&(cmd.cdw10_15[0] as u8))
+    } else {
+        ALLOWED_OPCODES.contains(&cmd.opcode)
+    }
+}
 
 /// What to do with an accepted command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +168,7 @@ pub fn plan(cmd: &PassthruCmd) -> Result<Plan, Refusal> {
     if cmd.data_len > MAX_DATA_LEN {
         return Err(Refusal::Invalid);
     }
-    if REFUSED_OPCODES.contains(&cmd.opcode) {
+    if !permitted(cmd) {
         return Err(Refusal::NotPermitted);
     }
     let dir = if cmd.data_len == 0 {

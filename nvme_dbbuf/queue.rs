@@ -9,18 +9,19 @@ use kernel::{
     bindings,
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
-    io::{Io, IoBackend, IoBase, Mmio, MmioBackend, MmioRaw, Region},
+    io::Io,
     new_spinlock, new_spinlock_irq,
     prelude::*,
     sync::{
         barrier::{dma_mb, Read},
-        SpinLock, SpinLockIrq,
+        Arc, SpinLock, SpinLockIrq,
     },
     transmute::{AsBytes, FromBytes},
 };
 
 use crate::cmd::{Cqe, Sqe};
-use crate::dbbuf::Shadow;
+use crate::ctrl::Bar0;
+use crate::dbbuf::ShadowSlot;
 use crate::reset_work::ResetWork;
 use crate::spec;
 
@@ -35,62 +36,54 @@ unsafe impl FromBytes for Cqe {}
 // SAFETY: as above.
 unsafe impl AsBytes for Cqe {}
 
-/// A queue's two doorbell registers in BAR0.
+/// A queue's two doorbell registers in BAR0.  Each queue holds a reference
+/// to the mapping, so it stays mapped for as long as a queue could ring.
 ///
 /// # Invariants
 ///
-/// `raw` describes the controller's BAR0 mapping, which outlives every
-/// [`Queue`]: queues are dropped, and every interrupt and blk-mq callback that
-/// uses them is unregistered, before the BAR is unmapped (field order of the
-/// driver data), and `sq`/`cq` are 4-byte aligned offsets inside it.
-#[derive(Clone, Copy)]
-pub(crate) struct Doorbells {
-    raw: MmioRaw<Region>,
+/// `sq` and `cq` are 4-byte aligned offsets inside the mapping.
+pub(crate) struct Doorbells<'bound> {
+    bar: Arc<Bar0<'bound>>,
     sq: usize,
     cq: usize,
 }
 
-impl Doorbells {
+impl<'bound> Doorbells<'bound> {
     /// Doorbells of queue `qid` in `bar`, whose doorbell stride is `dstrd`.
-    pub(crate) fn new(bar: &crate::ctrl::Bar0<'_>, qid: u16, dstrd: u8) -> Result<Self> {
-        let size = bar.size();
+    pub(crate) fn new(bar: &Arc<Bar0<'bound>>, qid: u16, dstrd: u8) -> Result<Self> {
         let sq = spec::sq_tail_doorbell(qid, dstrd);
         let cq = spec::cq_head_doorbell(qid, dstrd);
-        if cq + 4 > size {
+        if cq + 4 > bar.size() {
             return Err(ENODEV);
         }
-        let ptr = MmioBackend::as_ptr(bar.as_view());
-        let raw = MmioRaw::new_region(ptr.cast::<u8>().addr(), size)?;
-        Ok(Self { raw, sq, cq })
-    }
-
-    fn mmio(&self) -> Mmio<'_, Region> {
-        // SAFETY: by the type invariant the BAR mapping outlives `self`.
-        unsafe { Mmio::from_raw(self.raw) }
+        Ok(Self {
+            bar: bar.clone(),
+            sq,
+            cq,
+        })
     }
 
     /// Rings the submission queue tail doorbell.
     pub(crate) fn ring_sq(&self, tail: u16) {
         // Cannot fail: the offset was checked against the BAR size in `new`.
-        let _ = self.mmio().try_write32(tail.into(), self.sq);
+        let _ = (&*self.bar).try_write32(tail.into(), self.sq);
     }
 
     /// Rings the completion queue head doorbell.
     pub(crate) fn ring_cq(&self, head: u16) {
-        let _ = self.mmio().try_write32(head.into(), self.cq);
+        let _ = (&*self.bar).try_write32(head.into(), self.cq);
     }
 }
 
 /// How a doorbell value reaches the controller.
-#[derive(Clone, Copy)]
 pub(crate) enum DbPath {
     /// MMIO register write, every time.
     Mmio,
     /// Shadow Doorbell slot, plus MMIO only when EventIdx asks for it.
-    Shadow(Shadow),
+    Shadow(ShadowSlot),
     /// Shadow slot and MMIO every time: the admin queue under Doorbell
     /// Buffer Config (see Documentation/nvme-dbbuf.rst).
-    ShadowAndMmio(Shadow),
+    ShadowAndMmio(ShadowSlot),
 }
 
 impl DbPath {
@@ -170,13 +163,13 @@ pub(crate) struct Reaped {
 
 /// A submission/completion queue pair.
 #[pin_data]
-pub(crate) struct Queue {
+pub(crate) struct Queue<'bound> {
     pub(crate) qid: u16,
     /// Entries in each ring (the usable depth is one less).
     pub(crate) depth: u16,
     sq: Coherent<[Sqe]>,
     cq: Coherent<[Cqe]>,
-    pub(crate) db: Doorbells,
+    pub(crate) db: Doorbells<'bound>,
     #[pin]
     sq_state: SpinLock<SqState>,
     /// Taken in the queue's interrupt handler and, for the polled admin
@@ -190,11 +183,14 @@ pub(crate) struct Queue {
     /// Set when a reset failed to bring the queue back: requests fail fast.
     dead: AtomicBool,
     /// The controller's reset work, queued when a completion names no
-    /// request in flight; null until the controller sets it.  It outlives
-    /// the queue (driver data field order).
-    reset_work: AtomicPtr<ResetWork>,
+    /// request in flight (none for the admin queue).
+    reset_work: Option<Arc<ResetWork<'bound>>>,
     /// Test hook (debugfs `inject`): an `Inject` for the next completion.
     inject: AtomicU8,
+    /// The admin queue's last completion (`Mailbox` packing), posted by
+    /// whoever reaps it (its interrupt or the polling waiter) for the one
+    /// admin command in flight.
+    mailbox: AtomicU64,
 }
 
 /// What the debugfs test hook does to the next completion of a queue.
@@ -207,15 +203,37 @@ pub(crate) enum Inject {
     BadCid = 1,
     /// Handle it twice, as if the controller had posted it twice.
     DupCid = 2,
+    /// Ignore the next interrupt, as if it had been lost.
+    LostIrq = 3,
 }
 
-impl Queue {
+/// A completion as the admin mailbox holds it: command id, status and
+/// dword 0 in one word; `EMPTY` has a status no entry can carry (15 bits).
+struct Mailbox;
+
+impl Mailbox {
+    const EMPTY: u64 = u64::MAX;
+
+    fn pack(cqe: &Cqe) -> u64 {
+        (u64::from(cqe.cid()) << 48) | (u64::from(cqe.status().0) << 32) | u64::from(cqe.result())
+    }
+}
+
+/// An admin completion taken from the mailbox.
+pub(crate) struct Posted {
+    pub(crate) cid: u16,
+    pub(crate) status: crate::cmd::Status,
+    pub(crate) dw0: u32,
+}
+
+impl<'bound> Queue<'bound> {
     /// Allocates the rings of queue `qid` with `depth` entries each.
     pub(crate) fn new(
         dev: &Device<Bound>,
         qid: u16,
         depth: u16,
-        db: Doorbells,
+        db: Doorbells<'bound>,
+        reset_work: Option<Arc<ResetWork<'bound>>>,
     ) -> Result<impl PinInit<Self, Error>> {
         let sq = Coherent::<Sqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;
         let cq = Coherent::<Cqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;
@@ -236,8 +254,9 @@ impl Queue {
             tags: AtomicPtr::new(core::ptr::null_mut()),
             stats: Stats::default(),
             dead: AtomicBool::new(false),
-            reset_work: AtomicPtr::new(core::ptr::null_mut()),
+            reset_work,
             inject: AtomicU8::new(Inject::None as u8),
+            mailbox: AtomicU64::new(Mailbox::EMPTY),
         }? Error))
     }
 
@@ -292,21 +311,11 @@ impl Queue {
         self.dead.store(dead, Ordering::Relaxed);
     }
 
-    /// Where [`Self::bad_completion`] sends its reset request.  `work` must
-    /// outlive the queue.
-    pub(crate) fn set_reset_work(&self, work: &ResetWork) {
-        self.reset_work
-            .store(core::ptr::from_ref(work).cast_mut(), Ordering::Release);
-    }
-
     /// A completion named no request in flight: the queue's contents are
     /// unknown, so ask for a controller reset (from any context).
     pub(crate) fn bad_completion(&self) {
-        let w = self.reset_work.load(Ordering::Acquire);
-        if !w.is_null() {
-            // SAFETY: set by `set_reset_work`, whose caller keeps the work
-            // alive for as long as the queue.
-            unsafe { &*w }.schedule();
+        if let Some(w) = &self.reset_work {
+            w.schedule();
         }
     }
 
@@ -325,8 +334,38 @@ impl Queue {
         match self.inject.swap(Inject::None as u8, Ordering::Relaxed) {
             v if v == Inject::BadCid as u8 => Inject::BadCid,
             v if v == Inject::DupCid as u8 => Inject::DupCid,
+            v if v == Inject::LostIrq as u8 => Inject::LostIrq,
             _ => Inject::None,
         }
+    }
+
+    /// Whether the test hook wants this interrupt ignored (disarming it).
+    pub(crate) fn take_lost_irq(&self) -> bool {
+        self.inject.load(Ordering::Relaxed) == Inject::LostIrq as u8
+            && self
+                .inject
+                .compare_exchange(
+                    Inject::LostIrq as u8,
+                    Inject::None as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// Posts an admin completion for the waiting command.
+    pub(crate) fn post(&self, cqe: &Cqe) {
+        self.mailbox.store(Mailbox::pack(cqe), Ordering::Release);
+    }
+
+    /// Takes the posted admin completion, if any.
+    pub(crate) fn take_posted(&self) -> Option<Posted> {
+        let v = self.mailbox.swap(Mailbox::EMPTY, Ordering::Acquire);
+        (v != Mailbox::EMPTY).then_some(Posted {
+            cid: (v >> 48) as u16,
+            status: crate::cmd::Status((v >> 32) as u16),
+            dw0: v as u32,
+        })
     }
 
     /// Publishes the tail if entries were queued since the last time.

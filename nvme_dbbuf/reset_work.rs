@@ -24,19 +24,19 @@ use crate::NvmeDev;
 /// (`cancel_sync`) after the last thing that can queue it is gone and before
 /// it is freed.
 #[pin_data]
-pub(crate) struct ResetWork {
+pub(crate) struct ResetWork<'bound> {
     #[pin]
     work: Opaque<bindings::work_struct>,
-    owner: AtomicPtr<NvmeDev<'static>>,
+    owner: AtomicPtr<NvmeDev<'bound>>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
 // has its own locking; `owner` is atomic.
-unsafe impl Send for ResetWork {}
+unsafe impl Send for ResetWork<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for ResetWork {}
+unsafe impl Sync for ResetWork<'_> {}
 
-impl ResetWork {
+impl<'bound> ResetWork<'bound> {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is valid for writes; `run` matches `work_func_t`
@@ -55,11 +55,15 @@ impl ResetWork {
     }
 
     /// Points the work at its controller (once it has a stable address).
-    pub(crate) fn set_owner(&self, dev: &NvmeDev<'_>) {
-        self.owner.store(
-            core::ptr::from_ref(dev).cast_mut().cast(),
-            Ordering::Release,
-        );
+    ///
+    /// # Safety
+    ///
+    /// `dev` must stay at its address and alive until it has called
+    /// [`Self::cancel_sync`] after the last [`Self::schedule`] (the work
+    /// dereferences it when it runs).
+    pub(crate) unsafe fn set_owner(&self, dev: &NvmeDev<'bound>) {
+        self.owner
+            .store(core::ptr::from_ref(dev).cast_mut(), Ordering::Release);
     }
 
     /// Queues the reset; a reset already queued absorbs this request.
@@ -94,7 +98,7 @@ unsafe extern "C" fn run(work: *mut bindings::work_struct) {
     let this = unsafe {
         &*kernel::container_of!(
             work.cast::<Opaque<bindings::work_struct>>(),
-            ResetWork,
+            ResetWork<'_>,
             work
         )
     };

@@ -22,6 +22,9 @@ pub mod nvme_eventidx;
 #[path = "../../nvme_dbbuf/passthru_cmd.rs"]
 pub mod nvme_passthru;
 
+#[path = "../../nvme_dbbuf/state.rs"]
+pub mod nvme_state;
+
 /// vimc_debayer's core-only files, under the names the module gives them
 /// (the module's `super::formats` paths resolve the same way here).
 #[path = "../../vimc_debayer"]

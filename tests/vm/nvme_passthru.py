@@ -55,7 +55,10 @@ expect("identify via ADMIN64", call(ADMIN64, c64), 0)
 expect("ADMIN64 result written", struct.unpack_from("<Q", c64, 72)[0], 0)
 # An NVMe error status comes back as a positive return value (Invalid Field
 # in Command, 0x2, for a CNS nobody implements).
+ctypes.memset(addr, 0xa5, 4096)
 expect("identify CNS 0xfe: NVMe status", call(ADMIN, cmd(addr=addr, data_len=4096, cdw10=0xfe)), 0x2 | 0x4000)
+# A command that fails leaves the caller's buffer as it was.
+expect("buffer untouched by the failed command", buf.raw[:4096] == b"\xa5" * 4096, True)
 # Unknown ioctl number, and the right number with the wrong size.
 expect("unknown ioctl", call(0xc0484e99, cmd()), -errno.ENOTTY)
 expect("wrong size in ioctl number", call((ADMIN & ~(0x3fff << 16)) | (64 << 16), bytearray(64)), -errno.ENOTTY)
@@ -72,6 +75,24 @@ if not safe_only:
     expect("Format NVM refused", call(ADMIN, cmd(opcode=0x80, nsid=1)), -errno.EPERM)
     expect("Delete I/O SQ refused", call(ADMIN, cmd(opcode=0x00, cdw10=1)), -errno.EPERM)
     expect("Doorbell Buffer Config refused", call(ADMIN, cmd(opcode=0x7c)), -errno.EPERM)
+    # Commands that would reconfigure the controller behind the driver.
+    for name, op, cdw10 in [("Set Features Host Memory Buffer", 0x09, 0x0d),
+                            ("Set Features Number of Queues", 0x09, 0x07),
+                            ("Set Features Interrupt Coalescing", 0x09, 0x08),
+                            ("Set Features Volatile Write Cache", 0x09, 0x06),
+                            ("Firmware Commit", 0x10, 0x08),
+                            ("Sanitize", 0x84, 0x01),
+                            ("Namespace Management", 0x0d, 0),
+                            ("Namespace Attachment", 0x15, 0),
+                            ("Security Send", 0x81, 0),
+                            ("Virtualization Management", 0x1c, 0),
+                            ("vendor opcode 0xc0", 0xc0, 0),
+                            ("vendor opcode 0xff", 0xff, 0)]:
+        expect(f"{name} refused", call(ADMIN, cmd(opcode=op, cdw10=cdw10)), -errno.EPERM)
+    # An allowed Set Features (Timestamp, 8 bytes of data) passes the check
+    # and reaches the controller (which may not implement it).
+    got = call(ADMIN, cmd(opcode=0x09, addr=addr, data_len=8, cdw10=0x0e))
+    expect("Set Features Timestamp reaches the controller", got >= 0, True)
 # Unprivileged caller (the file stays open; the capability is what counts).
 pid = os.fork()
 if pid == 0:

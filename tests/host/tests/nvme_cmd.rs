@@ -146,3 +146,28 @@ fn completion_decoding() {
         }
     }
 }
+
+#[test]
+fn disposition_bounds_retries() {
+    use Disposition::*;
+    let ok = Some(Status::SUCCESS);
+    let err = Some(Status(0x0006)); // Internal Error, retryable
+    let dnr = Some(Status(0x4006)); // the same with Do Not Retry
+                                    // Success ends the request whatever the retry state.
+    assert_eq!(disposition(ok, false, 0, 5), Complete);
+    assert_eq!(disposition(ok, true, 9, 5), Complete);
+    // A retryable error or a reset-cancelled command is retried max_retries
+    // times, then completed.
+    for st in [err, None] {
+        for r in 0..5 {
+            assert_eq!(disposition(st, false, r, 5), Retry, "{st:?} {r}");
+        }
+        assert_eq!(disposition(st, false, 5, 5), Complete);
+        assert_eq!(disposition(st, false, 200, 5), Complete);
+        // FAILFAST (or a dead controller) and max_retries=0: never retried.
+        assert_eq!(disposition(st, true, 0, 5), Complete);
+        assert_eq!(disposition(st, false, 0, 0), Complete);
+    }
+    // Do Not Retry is final.
+    assert_eq!(disposition(dnr, false, 0, 5), Complete);
+}

@@ -90,9 +90,11 @@ fn what_nvme_cli_sends_is_accepted() {
             len: 512
         })
     );
-    // Set Features (0x09): host to controller only if it carries data.
+    // Set Features (0x09, here Timestamp): host to controller only if it
+    // carries data.
     let setf = PassthruCmd {
         opcode: 0x09,
+        cdw10_15: [0x0e, 0, 0, 0, 0, 0],
         ..Default::default()
     };
     assert_eq!(
@@ -147,18 +149,41 @@ fn bad_input_is_refused() {
         ..ok
     })
     .is_ok());
-    for op in REFUSED_OPCODES {
-        assert_eq!(
-            plan(&PassthruCmd { opcode: op, ..ok }),
-            Err(Refusal::NotPermitted),
-            "{op:#x}"
-        );
-    }
-    // Every other opcode passes the opcode check.
+    // Only the allowlist passes; every other opcode, vendor-specific ones
+    // included, is refused.
+    let mut allowed = 0;
     for op in 0..=255u8 {
-        if !REFUSED_OPCODES.contains(&op) {
-            assert!(plan(&PassthruCmd { opcode: op, ..ok }).is_ok(), "{op:#x}");
+        let got = plan(&PassthruCmd { opcode: op, ..ok });
+        if ALLOWED_OPCODES.contains(&op) {
+            assert!(got.is_ok(), "{op:#x}");
+            allowed += 1;
+        } else {
+            assert_eq!(got, Err(Refusal::NotPermitted), "{op:#x}");
         }
+    }
+    assert_eq!(allowed, ALLOWED_OPCODES.len());
+    for op in [
+        0x00, 0x01, 0x04, 0x05, 0x08, 0x0c, 0x0d, 0x10, 0x15, 0x1c, 0x7c, 0x80, 0x81, 0x84, 0xc0,
+        0xff,
+    ] {
+        assert!(!ALLOWED_OPCODES.contains(&op), "{op:#x} must be refused");
+    }
+}
+
+#[test]
+fn set_features_is_checked_per_feature() {
+    let sf = |fid: u32| PassthruCmd {
+        opcode: SET_FEATURES,
+        cdw10_15: [fid | 0x8000_0000, 0, 0, 0, 0, 0],
+        ..PassthruCmd::default()
+    };
+    // Host Memory Buffer, Number of Queues, Interrupt Coalescing, Vector
+    // Configuration, Volatile Write Cache: refused, saved (SV bit 31) or not.
+    for fid in [0x0d, 0x07, 0x08, 0x09, 0x06, 0x01, 0x0b, 0xc0] {
+        assert_eq!(plan(&sf(fid)), Err(Refusal::NotPermitted), "fid {fid:#x}");
+    }
+    for fid in SET_FEATURES_ALLOWED {
+        assert!(plan(&sf(u32::from(fid))).is_ok(), "fid {fid:#x}");
     }
 }
 

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI device calls that 7.3's `pci::Device` offers only during probe
+//! (`Core`), or not at all, needed again by resets and teardown (`Bound`).
+
+use kernel::{bindings, device::Bound, pci};
+
+/// The raw `struct pci_dev` behind `pdev`.
+pub(crate) fn pci_raw(pdev: &pci::Device<Bound>) -> *mut bindings::pci_dev {
+    // `pci::Device` is `repr(transparent)` over `Opaque<bindings::pci_dev>`,
+    // so the reference is a pointer to the C structure.
+    core::ptr::from_ref(pdev).cast_mut().cast()
+}
+
+/// Lets the device master the bus (DMA) again after [`clear_master`].
+pub(crate) fn set_master(pdev: &pci::Device<Bound>) {
+    // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device.
+    unsafe { bindings::pci_set_master(pci_raw(pdev)) };
+}
+
+/// Stops the device's DMA: clears Bus Master Enable.  For a controller
+/// that could not be disabled, before memory it may still write is freed.
+pub(crate) fn clear_master(pdev: &pci::Device<Bound>) {
+    // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device.
+    unsafe { bindings::pci_clear_master(pci_raw(pdev)) };
+}
+
+/// Whether the device still answers on the bus (not surprise-removed).
+pub(crate) fn is_present(pdev: &pci::Device<Bound>) -> bool {
+    // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device.
+    unsafe { bindings::pci_device_is_present(pci_raw(pdev)) }
+}
