@@ -179,9 +179,11 @@ impl TagSet {
         unsafe { bindings::blk_mq_unquiesce_tagset(self.set) };
     }
 
-    /// Hands every request still in flight back to the block layer for
-    /// requeueing.  Only after the controller is disabled and its completion
-    /// queues reaped; returns how many there were.
+    /// Hands every request still in flight back to the block layer (its
+    /// completion requeues or fails it).  Only after the controller is
+    /// stopped (disabled, or its bus mastering cut), its handlers
+    /// synchronised and its completion queues reaped; returns how many
+    /// there were.
     pub(crate) fn cancel_inflight(&self) -> u32 {
         let mut n = 0u32;
         // SAFETY: allocated in `new` (invariant); `cancel_one` only uses
@@ -861,15 +863,16 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
     };
     let cid = (u16::from(generation) << 12) | (tag as u16 & 0xfff);
     let qid = u16::try_from(qid).unwrap_or(u16::MAX);
-    match dev.io_timeout(qid, cid, !abort_sent) {
+    // Called before the Abort goes out: the request is still in flight at
+    // this generation, and only the timeout handler writes this field
+    // while it is (`queue_rq` clears it before the next use).
+    // SAFETY: as above.
+    let mark = || unsafe { core::ptr::addr_of_mut!((*pdu).abort_sent).write_volatile(true) };
+    match dev.io_timeout(qid, cid, !abort_sent, mark) {
         TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
-        TimeoutAction::AbortSent => {
-            // SAFETY: as above; only the timeout handler writes this field
-            // while the request is in flight.
-            unsafe { core::ptr::addr_of_mut!((*pdu).abort_sent).write_volatile(true) };
+        TimeoutAction::AbortSent | TimeoutAction::Later => {
             bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
         }
-        TimeoutAction::Later => bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER,
     }
 }
 
@@ -879,7 +882,9 @@ pub(crate) enum TimeoutAction {
     Done,
     /// An Abort was sent: wait one more period, then reset.
     AbortSent,
-    /// Nothing yet (a reset is running and will take it back): wait.
+    /// Nothing done (a reset, a passthrough command or another timeout
+    /// holds the controller; a reset takes the request back): wait another
+    /// period.
     Later,
 }
 
@@ -904,8 +909,9 @@ unsafe extern "C" fn cancel_one(rq: *mut bindings::request, data: *mut c_void) -
     // SAFETY: `rq` is a started request of our tag set.
     let state = unsafe { core::ptr::read_volatile(&(*rq).state) };
     if state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
-        // SAFETY: as above; the controller is disabled and its completions
-        // reaped, so nothing else completes `rq`.
+        // SAFETY: as above; the controller is stopped and its completions
+        // reaped (`cancel_inflight`'s precondition), so nothing else
+        // completes `rq`.
         unsafe {
             iod(rq).cancelled = true;
             bindings::blk_mq_complete_request(rq);

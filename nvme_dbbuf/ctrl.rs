@@ -36,7 +36,7 @@ pub(crate) type Bar0<'bound> = pci::Bar<'bound, { regs::END }>;
 /// Admin queue entries (both rings).
 const ADMIN_DEPTH: u16 = 32;
 /// How long an admin command may take before we give up on the controller.
-const ADMIN_TIMEOUT_MS: i64 = 60_000;
+pub(crate) const ADMIN_TIMEOUT_MS: i64 = 60_000;
 /// Shutdown (CC.SHN) completion wait.
 const SHUTDOWN_TIMEOUT_MS: i64 = 5_000;
 
@@ -174,7 +174,11 @@ impl<'bound> Ctrl<'bound> {
     /// Bus mastering off: the controller can no longer reach host memory.
     pub(crate) fn stop_dma(&self) {
         pci_ext::clear_master(self.pdev);
-        dev_warn!(self.pdev, "bus mastering off\n");
+        dev_warn!(
+            self.pdev,
+            "bus mastering off (PCI_COMMAND {:#06x})\n",
+            pci_ext::command(self.pdev).unwrap_or(u16::MAX)
+        );
     }
 
     /// Programs the admin queue and CC, and waits for CSTS.RDY.

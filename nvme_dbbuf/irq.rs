@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Interrupt vectors, spread over the CPUs, and one handler per I/O queue.
+//! Interrupt vectors, spread over the CPUs, and one handler per queue (the
+//! admin queue's on vector 0).
 //!
 //! The 7.3 `pci::IrqVectorRegistration` cannot ask for affinity spreading
 //! (`PCI_IRQ_AFFINITY`), which blk-mq needs to map each CPU to the queue whose

@@ -20,6 +20,7 @@ use kernel::{
 };
 
 use crate::cmd::Sqe;
+use crate::ctrl::ADMIN_TIMEOUT_MS;
 use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Refusal};
 use crate::NvmeDev;
 
@@ -211,7 +212,9 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     for (n, v) in (10..).zip(c.cdw10_15) {
         sqe = sqe.with_cdw(n, v);
     }
-    let timeout_ms = (c.timeout_ms != 0).then_some(i64::from(c.timeout_ms));
+    // At most the driver's own admin timeout: the command holds the reset
+    // lock, which an I/O timeout's recovery waits for.
+    let timeout_ms = (c.timeout_ms != 0).then_some(i64::from(c.timeout_ms).min(ADMIN_TIMEOUT_MS));
     // No reset may disable the controller under the command.
     let r = {
         let _reset = dev.reset_lock.lock();
@@ -224,9 +227,7 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
                 // A command that did not complete left the controller
                 // stopped (`admin_cmd`): bring it back before anyone else
                 // waits on it.  `buf` is freed only after that stop.
-                if e == ETIMEDOUT {
-                    let _ = dev.reset_locked(None);
-                }
+                let _ = dev.reset_locked(None);
                 return Err(e);
             }
         }

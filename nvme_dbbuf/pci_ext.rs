@@ -30,3 +30,15 @@ pub(crate) fn is_present(pdev: &pci::Device<Bound>) -> bool {
     // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device.
     unsafe { bindings::pci_device_is_present(pci_raw(pdev)) }
 }
+
+/// The device's PCI Command register, read back from config space (what
+/// the device itself now obeys), or `None` if the read failed.
+pub(crate) fn command(pdev: &pci::Device<Bound>) -> Option<u16> {
+    let mut v = 0u16;
+    // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device; `v` is valid
+    // for the write.
+    let r = unsafe {
+        bindings::pci_read_config_word(pci_raw(pdev), bindings::PCI_COMMAND as i32, &mut v)
+    };
+    (r == 0).then_some(v)
+}

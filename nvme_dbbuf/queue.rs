@@ -328,13 +328,24 @@ impl<'bound> Queue<'bound> {
     pub(crate) fn take_injected(&self) -> Inject {
         // A plain load first: this runs for every completion, and an
         // unconditional swap would be a locked instruction each time.
-        if self.inject.load(Ordering::Relaxed) == Inject::None as u8 {
+        let armed = self.inject.load(Ordering::Relaxed);
+        // `LostIrq` is the interrupt handler's to take.
+        if armed == Inject::None as u8 || armed == Inject::LostIrq as u8 {
             return Inject::None;
         }
-        match self.inject.swap(Inject::None as u8, Ordering::Relaxed) {
-            v if v == Inject::BadCid as u8 => Inject::BadCid,
-            v if v == Inject::DupCid as u8 => Inject::DupCid,
-            v if v == Inject::LostIrq as u8 => Inject::LostIrq,
+        let take = |what: Inject| {
+            self.inject
+                .compare_exchange(
+                    armed,
+                    Inject::None as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .map_or(Inject::None, |_| what)
+        };
+        match armed {
+            v if v == Inject::BadCid as u8 => take(Inject::BadCid),
+            v if v == Inject::DupCid as u8 => take(Inject::DupCid),
             _ => Inject::None,
         }
     }

@@ -97,6 +97,17 @@ impl State {
     }
 }
 
+impl State {
+    /// Moves from exactly `from` to `to` (if allowed); false otherwise.
+    pub fn change_from(&self, from: CtrlState, to: CtrlState) -> bool {
+        from.may_become(to)
+            && self
+                .0
+                .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         Self::new()

@@ -75,3 +75,16 @@ fn racing_changes_take_turns() {
         s.change(Live).unwrap();
     }
 }
+
+#[test]
+fn change_from_moves_only_from_that_state() {
+    let s = State::new();
+    assert!(s.change_from(New, Resetting));
+    // Probe's New -> Live must not end a reset that is running.
+    assert!(!s.change_from(New, Live));
+    assert_eq!(s.get(), Resetting);
+    assert!(s.change_from(Resetting, Dead));
+    // Not along the table.
+    assert!(!s.change_from(Dead, Live));
+    assert_eq!(s.get(), Dead);
+}

@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The controller's life after probe: Doorbell Buffer Config and I/O queue
+//! creation (at probe and after every reset), controller reset, I/O
+//! timeout handling, failing I/O when the controller is gone, and the
+//! ordered teardown at unbind -- each gated by the state machine
+//! (`state.rs`).
+
+use core::sync::atomic::Ordering;
+
+use kernel::prelude::*;
+
+use crate::blk::{self, TimeoutAction};
+use crate::cmd;
+use crate::dyndbg::dev_ddbg;
+use crate::irq;
+use crate::pci_ext;
+use crate::queue::{DbPath, Inject, Queue};
+use crate::state::CtrlState;
+use crate::{instance_put, NvmeDev};
+
+impl<'bound> NvmeDev<'bound> {
+    pub(crate) fn dbbuf_on(&self) -> bool {
+        self.dbbuf_on.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn resets(&self) -> u32 {
+        self.resets.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue<'bound>> {
+        self.shared.queues.iter().map(|q| &**q)
+    }
+
+    /// Doorbell Buffer Config on a freshly enabled controller, before any
+    /// I/O queue exists.  Returns whether shadow doorbells are on.
+    ///
+    /// The spec ends the buffers' lifetime at every controller reset, and a
+    /// controller that saw the command once may still hold stale EventIdx
+    /// values in them; so both are zeroed and the command re-issued each
+    /// time, never assumed to survive.
+    pub(crate) fn configure_dbbuf(&self, want: bool) -> bool {
+        let pdev = self.ctrl.pdev;
+        // Until the command succeeds the controller knows no buffers.
+        self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+        let Some(db) = self.dbbuf.as_ref() else {
+            dev_ddbg!(
+                pdev,
+                "dbbuf: controller lacks Doorbell Buffer Config (OACS bit 8)\n"
+            );
+            dev_info!(
+                pdev,
+                "Doorbell Buffer Config not supported: MMIO doorbells\n"
+            );
+            return false;
+        };
+        if !want {
+            dev_ddbg!(
+                pdev,
+                "dbbuf: off by request (module parameter or debugfs)\n"
+            );
+            dev_info!(pdev, "shadow doorbells off by request: MMIO doorbells\n");
+            return false;
+        }
+        let last = u16::try_from(self.shared.queues.len()).unwrap_or(u16::MAX);
+        if db.max_qid().is_none_or(|m| m < last) {
+            dev_info!(
+                pdev,
+                "{} I/O queues do not fit the doorbell buffers at this stride: MMIO doorbells\n",
+                last
+            );
+            return false;
+        }
+        let stale = db.nonzero_words().unwrap_or(0);
+        if let Err(e) = db.zero() {
+            dev_warn!(
+                pdev,
+                "dbbuf: cannot zero the buffers ({:?}): MMIO doorbells\n",
+                e
+            );
+            return false;
+        }
+        dev_ddbg!(
+            pdev,
+            "dbbuf: zeroed shadow doorbell and EventIdx buffers ({} non-zero words before)\n",
+            stale
+        );
+        let (shadow, ei) = (db.shadow_dma(), db.eventidx_dma());
+        match self.ctrl.admin_ok(cmd::dbbuf_config(shadow, ei)) {
+            Ok(_) => {
+                if let (Some(sq), Some(cq)) = (db.sq(0), db.cq(0)) {
+                    self.ctrl
+                        .admin
+                        .set_paths(DbPath::ShadowAndMmio(sq), DbPath::ShadowAndMmio(cq));
+                }
+                dev_info!(
+                    pdev,
+                    "shadow doorbells on: Doorbell Buffer Config shadow {:#x} eventidx {:#x}\n",
+                    shadow,
+                    ei
+                );
+                true
+            }
+            Err(e) => {
+                dev_ddbg!(pdev, "dbbuf: command failed: {:?}\n", e);
+                dev_info!(
+                    pdev,
+                    "Doorbell Buffer Config failed ({:?}): MMIO doorbells\n",
+                    e
+                );
+                false
+            }
+        }
+    }
+
+    /// Configures doorbell buffers, then creates every I/O queue pair on the
+    /// controller with the doorbell path to match.  Returns whether shadow
+    /// doorbells are on.
+    pub(crate) fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
+        let on = self.configure_dbbuf(want_dbbuf);
+        for (i, q) in self.shared.queues.iter().enumerate() {
+            let qid = q.qid;
+            let vector = u16::try_from(self.shared.irq_offset + u32::try_from(i)?)?;
+            let slots = self
+                .dbbuf
+                .as_ref()
+                .and_then(|db| Some((db.sq(qid)?, db.cq(qid)?)));
+            match slots {
+                Some((sq, cq)) if on => q.set_paths(DbPath::Shadow(sq), DbPath::Shadow(cq)),
+                _ => q.set_paths(DbPath::Mmio, DbPath::Mmio),
+            }
+            self.ctrl
+                .admin_ok(cmd::create_cq(qid, q.depth, q.cq_dma(), vector))?;
+            if let Err(e) = self
+                .ctrl
+                .admin_ok(cmd::create_sq(qid, q.depth, q.sq_dma(), qid))
+            {
+                let _ = self.ctrl.admin_ok(cmd::delete_cq(qid));
+                return Err(e);
+            }
+        }
+        dev_ddbg!(
+            self.ctrl.pdev,
+            "dbbuf: {} I/O queue(s) created with {} doorbells\n",
+            self.shared.queues.len(),
+            if on { "shadow" } else { "MMIO" }
+        );
+        Ok(on)
+    }
+
+    /// Controller reset: stops dispatch, disables the controller (which
+    /// forgets its queues and the doorbell buffers), takes back every
+    /// command still in flight for requeueing, enables the controller and
+    /// rebuilds the queues, with shadow doorbells if `dbbuf` says so (`None`:
+    /// as before), then lets the requeued commands run again.  If the
+    /// controller does not come back the queues fail requests from then on.
+    pub(crate) fn reset(&self, dbbuf: Option<bool>) -> Result {
+        let _guard = self.reset_lock.lock();
+        self.reset_locked(dbbuf)
+    }
+
+    pub(crate) fn reset_locked(&self, dbbuf: Option<bool>) -> Result {
+        let pdev = self.ctrl.pdev;
+        if let Err(now) = self.state.change(CtrlState::Resetting) {
+            // Only unbind refuses (under this lock nothing else is
+            // Resetting).
+            dev_ddbg!(pdev, "reset refused: controller {:?}\n", now);
+            return Err(EBUSY);
+        }
+        let want = dbbuf.unwrap_or_else(|| self.dbbuf_on());
+        dev_ddbg!(
+            pdev,
+            "reset: quiescing, then dbbuf {}\n",
+            if want { "on" } else { "off" }
+        );
+        // `reinit` tries the disable once more, and if the controller does
+        // not come back the queues are marked dead.
+        let cancelled = self.stop_and_take_back();
+        dev_ddbg!(pdev, "reset: {} command(s) in flight requeued\n", cancelled);
+        let r = self.reinit(want);
+        match r {
+            Ok(on) => {
+                // Unless unbind began meanwhile (then it stays Deleting).
+                let _ = self.state.change(CtrlState::Live);
+                self.dbbuf_on.store(on, Ordering::Relaxed);
+                self.resets.fetch_add(1, Ordering::Relaxed);
+                for q in self.io_queues() {
+                    q.set_dead(false);
+                    q.inject(Inject::None);
+                }
+                dev_info!(
+                    pdev,
+                    "controller reset done, {} doorbells, {} command(s) requeued\n",
+                    if on { "shadow" } else { "MMIO" },
+                    cancelled
+                );
+            }
+            Err(e) => {
+                let _ = self.state.change(CtrlState::Dead);
+                dev_err!(pdev, "controller reset failed ({:?}): failing I/O\n", e);
+                self.dbbuf_on.store(false, Ordering::Relaxed);
+                for q in self.io_queues() {
+                    q.set_dead(true);
+                }
+            }
+        }
+        if let Some(t) = &self.tagset {
+            t.unquiesce();
+        }
+        r.map(|_| ())
+    }
+
+    /// An I/O command timed out (and reaping its queue did not find it).
+    /// The first time, ask the controller to abort it and wait another
+    /// timeout period; the second time, reset the controller, which
+    /// requeues it (or fails it, out of retries).
+    /// `mark_abort` records the Abort on the request before it is sent (its
+    /// completion may requeue the request before the Abort's own returns).
+    pub(crate) fn io_timeout(
+        &self,
+        qid: u16,
+        cid: u16,
+        first: bool,
+        mark_abort: impl FnOnce(),
+    ) -> TimeoutAction {
+        let pdev = self.ctrl.pdev;
+        // A reset, a passthrough command or another timeout holds the
+        // controller: wait another period (a reset takes this request
+        // back).  Holding the lock also keeps a reset from re-enabling the
+        // controller under an Abort still waiting for its completion.
+        let Some(_guard) = self.reset_lock.try_lock() else {
+            return TimeoutAction::Later;
+        };
+        // Being unbound, or dead after a failed reset: nothing will complete
+        // it, and nothing may reset the controller now; fail what is left.
+        if !self.state.get().takes_commands() {
+            self.fail_all_locked();
+            return TimeoutAction::Done;
+        }
+        // A controller that is gone or has stopped cannot abort anything:
+        // reset at once (the queues are failed if it does not come back).
+        if let Some(csts) = self.ctrl.down() {
+            dev_warn!(
+                pdev,
+                "I/O command {:#x} on queue {} timed out, controller down (CSTS {:#x}): resetting\n",
+                cid,
+                qid,
+                csts
+            );
+            self.reset_or_fail();
+            return TimeoutAction::Done;
+        }
+        if first {
+            dev_warn!(
+                pdev,
+                "I/O command {:#x} on queue {} timed out, sending Abort\n",
+                cid,
+                qid
+            );
+            mark_abort();
+            match self.ctrl.admin_cmd(cmd::abort(qid, cid)) {
+                // Dword 0 bit 0 clear: the command was aborted; its
+                // completion (with an abort status) is on its way.
+                Ok(r) => dev_ddbg!(
+                    pdev,
+                    "abort of {:#x}: status {:#x}, {}\n",
+                    cid,
+                    r.status.0,
+                    if r.dw0 & 1 == 0 {
+                        "aborted"
+                    } else {
+                        "not aborted"
+                    }
+                ),
+                Err(e) => {
+                    dev_warn!(pdev, "Abort failed ({:?}): resetting\n", e);
+                    self.reset_or_fail();
+                    return TimeoutAction::Done;
+                }
+            }
+            return TimeoutAction::AbortSent;
+        }
+        dev_warn!(
+            pdev,
+            "I/O command {:#x} on queue {} timed out after Abort: resetting\n",
+            cid,
+            qid
+        );
+        self.reset_or_fail();
+        TimeoutAction::Done
+    }
+
+    /// A timeout's reset; if unbind began meanwhile (the reset is refused),
+    /// what is in flight fails instead, so the request is handed back
+    /// either way.
+    fn reset_or_fail(&self) {
+        if self.reset_locked(None) == Err(EBUSY) && !self.state.get().takes_commands() {
+            self.fail_all_locked();
+        }
+    }
+
+    /// The device is gone (surprise removal): fail the commands in flight,
+    /// and every later one, at once.
+    pub(crate) fn fail_all(&self) {
+        let _guard = self.reset_lock.lock();
+        self.fail_all_locked();
+    }
+
+    /// The first half of a reset, as the in-tree `nvme_dev_disable`: stop
+    /// dispatch, stop the controller (a disable that fails cuts its DMA
+    /// before anything it owned is taken back), wait for running handlers,
+    /// reap what it completed (those completions are good), then hand every
+    /// request still in flight back to its completion, which requeues or
+    /// fails it.  Leaves dispatch stopped; returns how many were in flight.
+    fn stop_and_take_back(&self) -> u32 {
+        if let Some(t) = &self.tagset {
+            t.quiesce();
+        }
+        let _ = self.ctrl.disable();
+        for irq in &self.irqs {
+            irq.synchronize();
+        }
+        for q in self.io_queues() {
+            q.reap(|cqe| <blk::IoCompleter as irq::Completer>::complete(q, cqe));
+        }
+        self.tagset.as_ref().map_or(0, |t| t.cancel_inflight())
+    }
+
+    /// Stops the controller and fails every request in flight and after.
+    fn fail_all_locked(&self) {
+        for q in self.io_queues() {
+            q.set_dead(true);
+        }
+        let n = self.stop_and_take_back();
+        if let Some(t) = &self.tagset {
+            t.unquiesce();
+        }
+        dev_warn!(
+            self.ctrl.pdev,
+            "controller {:?}: {} command(s) failed\n",
+            self.state.get(),
+            n
+        );
+    }
+
+    /// The reset work's body: a completion named no request in flight.
+    pub(crate) fn reset_after_bad_completion(&self) {
+        let _guard = self.reset_lock.lock();
+        if !self.state.get().takes_commands() {
+            return;
+        }
+        dev_warn!(
+            self.ctrl.pdev,
+            "resetting the controller after a completion with a bad command id\n"
+        );
+        let _ = self.reset_locked(None);
+    }
+
+    /// Test hook (debugfs `inject`): `what` happens to the next completion
+    /// (or interrupt) on every I/O queue.
+    pub(crate) fn inject(&self, what: Inject) {
+        for q in self.io_queues() {
+            q.inject(what);
+        }
+    }
+
+    /// Test hook: the next controller disable finds CSTS.RDY stuck at 1.
+    pub(crate) fn inject_stuck_rdy(&self) {
+        self.ctrl.fake_stuck_rdy.store(true, Ordering::Relaxed);
+    }
+
+    /// Test hook: the next admin completion is lost.
+    pub(crate) fn inject_lost_admin(&self) {
+        self.ctrl.fake_lost_admin.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reinit(&self, want_dbbuf: bool) -> Result<bool> {
+        self.ctrl.disable()?;
+        for q in self.io_queues() {
+            q.reset();
+        }
+        self.ctrl.enable()?;
+        // The queue count is a feature the reset cleared: ask for the
+        // queues we already have.
+        let have16 = u16::try_from(self.shared.queues.len())?;
+        let (sqs, cqs) =
+            cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(have16, have16))?);
+        let have = u32::from(have16);
+        if sqs.min(cqs) < have {
+            dev_err!(
+                self.ctrl.pdev,
+                "after reset the controller grants {} I/O queues, {} needed\n",
+                sqs.min(cqs),
+                have
+            );
+            return Err(ENODEV);
+        }
+        self.start_io_queues(want_dbbuf)
+    }
+}
+
+impl NvmeDev<'_> {
+    /// Ordered hardware shutdown, run by `unbind` while the device is still
+    /// bound, and by `drop` (which finds it done, unless probe failed):
+    /// no reset any more, the disks deleted (a controller that is gone has
+    /// its commands failed first, so that takes seconds, not a timeout per
+    /// request), then the I/O queues deleted and the controller shut down,
+    /// so it stops touching our memory before anything is freed.  Runs
+    /// once; a second call only finds the disks gone.
+    pub(crate) fn teardown(&self) {
+        // A running reset ends, a queued one does nothing, a timeout fails
+        // what is in flight.
+        let _ = self.state.change(CtrlState::Deleting);
+        drop(self.reset_lock.lock());
+        // Gone from the bus, or its registers say it is not running (CSTS
+        // all-ones, CFS, or RDY clear: decoding off reads 0 under QEMU).
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let gone = !pci_ext::is_present(self.ctrl.pdev) || self.ctrl.down().is_some();
+        if gone {
+            self.fail_all();
+        }
+        // del_gendisk flushes and waits for outstanding I/O.
+        drop(core::mem::take(&mut *self.disks.lock()));
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Interrupts are still registered: the deletions complete through
+        // the admin queue like any command.  SQ before its CQ.
+        for q in self.shared.queues.iter().rev() {
+            let _ = self.ctrl.admin_ok(cmd::delete_sq(q.qid));
+            let _ = self.ctrl.admin_ok(cmd::delete_cq(q.qid));
+        }
+        self.ctrl.shutdown();
+        self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+    }
+}
+
+impl Drop for NvmeDev<'_> {
+    fn drop(&mut self) {
+        self.teardown();
+        // No interrupt, so nothing queues the reset work any more; then wait
+        // for one that is running (it finds the controller Deleting).
+        self.irqs.clear();
+        self.admin_irq = None;
+        self.reset_work.cancel_sync();
+        instance_put(self.instance);
+        dev_info!(self.ctrl.pdev, "unbound\n");
+    }
+}
