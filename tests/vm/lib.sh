@@ -76,7 +76,9 @@ pci_driver() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null
 pci_bind() {
 	local bdf=$1 drv=$2 cur
 	cur=$(pci_driver "$bdf")
-	[ -z "$cur" ] || echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"
+	# udev's probe of the bound driver's disk would keep it (and, in-tree,
+	# its subsystem) alive past the unbind.
+	[ -z "$cur" ] || { udevadm settle -t 10 || true; echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"; }
 	echo "$drv" >"/sys/bus/pci/devices/$bdf/driver_override"
 	echo "$bdf" >"/sys/bus/pci/drivers/$drv/bind"
 }
@@ -87,15 +89,32 @@ pci_unbind() {
 }
 
 # The namespace-1 disk (/dev/...) of PCI device $1 under whichever driver has
-# it: ours hangs it off the PCI device, the in-tree driver off its nvme<C>
-# device.  Waits up to 10 s for the node; prints nothing if there is none.
+# it: ours hangs rnvme<C>n<NSID> off the PCI device; the in-tree driver hangs
+# its disk off its nvme<C> device, named after the subsystem and a head
+# instance that need not be 1 (a rebound controller joins the subsystem of
+# its predecessor while udev still holds that one's disk), so it is found by
+# its nsid attribute.  Waits up to 10 s for the node; prints nothing if none.
 blkdev_of() {
 	local d i
 	for i in $(seq 100); do
-		d=$(ls -d /sys/bus/pci/devices/$1/block/*n1 /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n1 2>/dev/null | head -n1)
-		[ -n "$d" ] && [ -b "/dev/$(basename "$d")" ] && { echo "/dev/$(basename "$d")"; return; }
+		for d in /sys/bus/pci/devices/$1/block/*n1 /sys/bus/pci/devices/$1/nvme/nvme*/nvme*n*; do
+			[ -e "$d/dev" ] && [ -b "/dev/$(basename "$d")" ] || continue
+			case $d in */nvme/*) [ "$(cat "$d/nsid" 2>/dev/null)" = 1 ] || continue ;; esac
+			echo "/dev/$(basename "$d")"
+			return
+		done
 		sleep 0.1
 	done
+}
+
+# Back to no driver on any NVMe controller and no in-tree nvme module, as
+# each test expects to find them (a failed test may leave them bound).
+nvme_reset_bindings() {
+	local b
+	for b in $(nvme_bdfs); do
+		pci_unbind "$b" 2>/dev/null || true
+	done
+	! grep -q "^nvme " /proc/modules || rmmod nvme 2>/dev/null || echo "  (could not unload nvme)"
 }
 
 # Phase marker in QEMU's trace: appends NAME to MARKS and reads BAR0 offset
