@@ -8,22 +8,14 @@
 //! controller's EventIdx buffer says it must.  See
 //! Documentation/nvme-dbbuf.rst.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use kernel::{
-    debugfs::{Dir, Scope},
-    device::{
-        Bound,
-        Core, //
-    },
-    dma::{Coherent, Device as _, DmaMask},
-    driver,
-    io::Io,
-    new_mutex,
-    pci,
+    debugfs::Dir,
+    device::Core,
+    dma::{Device as _, DmaMask},
+    driver, pci,
     prelude::*,
-    str::BStr,
-    sync::{Arc, Mutex}, //
 };
 
 #[path = "nvme_dbbuf/blk.rs"]
@@ -49,6 +41,8 @@ mod identify;
 mod irq;
 #[path = "nvme_dbbuf/namespace.rs"]
 mod namespace;
+#[path = "nvme_dbbuf/nvme_dev.rs"]
+mod nvme_dev;
 #[path = "nvme_dbbuf/passthru.rs"]
 mod passthru;
 #[allow(dead_code, unreachable_pub)]
@@ -81,286 +75,11 @@ mod dyndbg;
 mod dyndbg_core;
 include!(env!("RFL_DYNDBG_FUNCS"));
 
-use blk::{BlkShared, Disk, IoCompleter, TagSet};
-use ctrl::Ctrl;
-use dbbuf::DbBuf;
-use dyndbg::{ddbg, dev_ddbg};
-use identify::{IdCtrl, IDENTIFY_SIZE};
-use irq::{AdminCompleter, IrqVectors, QueueIrq};
-use namespace::DiskPlan;
-use queue::Queue;
-use reset_work::ResetWork;
-use state::{CtrlState, State};
+use dyndbg::ddbg;
+pub(crate) use nvme_dev::NvmeDev;
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
 const NVME_CLASS: u32 = 0x01_08_02;
-/// I/O queue entries, capped by CAP.MQES.
-const IO_QUEUE_DEPTH: u32 = 256;
-/// Namespaces per controller this driver exposes.
-const MAX_NAMESPACES: usize = 16;
-
-/// Controller instance numbers in use (`rnvme<C>`), at most 64 controllers.
-static INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-fn instance_get() -> Result<u32> {
-    let mut cur = INSTANCES.load(Ordering::Relaxed);
-    loop {
-        let free = (!cur).trailing_zeros();
-        if free >= 64 {
-            return Err(EBUSY);
-        }
-        match INSTANCES.compare_exchange(
-            cur,
-            cur | (1 << free),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Ok(free),
-            Err(now) => cur = now,
-        }
-    }
-}
-
-fn instance_put(n: u32) {
-    INSTANCES.fetch_and(!(1u64 << n), Ordering::AcqRel);
-}
-
-/// The driver data: the controller, and its character device and debugfs
-/// directory, which go first (they point at the controller).  `unbind`
-/// shuts the hardware down before any of it is dropped.
-struct DriverData<'bound> {
-    _chardev: Pin<KBox<passthru::CharDev>>,
-    _debugfs: Option<Pin<KBox<Scope<debugfs::Control>>>>,
-    dev: KBox<NvmeDev<'bound>>,
-}
-
-/// Per-controller state, alive while the driver is bound.
-///
-/// The hardware is shut down by [`NvmeDev::teardown`] (from `unbind`):
-/// disks deleted, I/O queues deleted, controller shut down.  What is left
-/// is freed in field order: interrupts (`Drop`), tag set, vectors, queues;
-/// the queues and the controller share the BAR mapping and the doorbell
-/// buffers by reference count, so neither goes while a queue could use it.
-pub(crate) struct NvmeDev<'bound> {
-    /// Added after the controller has its final address (the timeout
-    /// handler needs it for the partition scan's I/O).
-    disks: Pin<KBox<Mutex<KVec<Disk>>>>,
-    irqs: KVec<QueueIrq>,
-    /// The admin queue's interrupt (vector 0), freed after the shutdown.
-    admin_irq: Option<QueueIrq>,
-    tagset: Option<TagSet>,
-    vectors: Option<IrqVectors<'bound>>,
-    shared: KBox<BlkShared<'bound>>,
-    /// Reset requested by a completion with a bad command id; shared with
-    /// the queues that queue it.
-    reset_work: Arc<ResetWork<'bound>>,
-    /// Who may submit, reset or tear down (`state.rs`).
-    pub(crate) state: State,
-    /// The hardware shutdown of [`Self::teardown`] is done.
-    stopped: AtomicBool,
-    /// Shadow Doorbell / EventIdx buffers, if the controller supports the
-    /// command (allocated once, reused after every reset).
-    dbbuf: Option<Arc<DbBuf>>,
-    /// Whether the I/O queues currently use shadow doorbells.
-    dbbuf_on: AtomicBool,
-    resets: AtomicU32,
-    /// Serialises resets and mode switches.
-    reset_lock: Pin<KBox<Mutex<()>>>,
-    pub(crate) instance: u32,
-    ctrl: Ctrl<'bound>,
-}
-
-impl<'bound> NvmeDev<'bound> {
-    /// Brings the controller up with its queues and tag set, but no disks.
-    fn start(
-        pdev: &'bound pci::Device<Bound>,
-        bar: ctrl::Bar0<'bound>,
-    ) -> Result<(Self, DiskPlan)> {
-        let ctrl = Ctrl::new(pdev, bar)?;
-        let cap = ctrl.cap;
-        let vs = ctrl.bar.read(regs::VS);
-        let version = spec::Version::new(vs.mjr().into(), vs.mnr().into(), vs.ter().into());
-        let mqes: u16 = cap.mqes().into();
-        dev_ddbg!(
-            pdev,
-            "CAP {:#018x} VS {:#010x}\n",
-            cap.into_raw(),
-            vs.into_raw()
-        );
-        dev_info!(
-            pdev,
-            "NVMe controller version {}.{}.{}, CAP.MQES {} ({} entries), CAP.DSTRD {} ({} bytes), CAP.TO {} ms\n",
-            version.major,
-            version.minor,
-            version.tertiary,
-            mqes,
-            spec::max_queue_entries(mqes),
-            u8::from(cap.dstrd()),
-            spec::doorbell_stride(cap.dstrd().into()),
-            spec::ready_timeout_ms(cap.to().into()),
-        );
-
-        let instance = instance_get()?;
-        let mut dev = NvmeDev {
-            disks: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
-            irqs: KVec::new(),
-            admin_irq: None,
-            tagset: None,
-            vectors: None,
-            shared: KBox::new(
-                BlkShared {
-                    dev: blk::dev_raw(pdev.as_ref()),
-                    queues: KVec::new(),
-                    owner: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
-                    irq_offset: 0,
-                    timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
-                        module_parameters::io_timeout
-                            .value_ref()
-                            .saturating_mul(1000),
-                    ))
-                    .unwrap_or(u32::MAX),
-                },
-                GFP_KERNEL,
-            )?,
-            reset_work: Arc::pin_init(ResetWork::new(), GFP_KERNEL)?,
-            state: State::new(),
-            stopped: AtomicBool::new(false),
-            dbbuf: None,
-            dbbuf_on: AtomicBool::new(false),
-            resets: AtomicU32::new(0),
-            reset_lock: KBox::pin_init(new_mutex!(()), GFP_KERNEL)?,
-            instance,
-            ctrl,
-        };
-        dev.ctrl.disable()?;
-        dev.ctrl.enable()?;
-        dev_ddbg!(
-            pdev,
-            "controller enabled, admin queue {} entries\n",
-            dev.ctrl.admin.depth
-        );
-        let plan = dev.setup(version)?;
-        Ok((dev, plan))
-    }
-
-    fn setup(&mut self, version: spec::Version) -> Result<DiskPlan> {
-        let pdev = self.ctrl.pdev;
-        let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
-        self.ctrl
-            .admin_ok(cmd::identify(cmd::cns::CONTROLLER, 0, buf.dma_address()))?;
-        // SAFETY: the controller finished writing (command completed) and
-        // nothing else uses `buf`.
-        let id = IdCtrl::parse(unsafe { buf.as_ref() });
-        dev_info!(
-            pdev,
-            "rnvme{}: {} {} firmware {}, {} namespace(s), OACS {:#06x}{}\n",
-            self.instance,
-            BStr::from_bytes(identify::trim(&id.mn)),
-            BStr::from_bytes(identify::trim(&id.sn)),
-            BStr::from_bytes(identify::trim(&id.fr)),
-            id.nn,
-            id.oacs,
-            if id.has_dbbuf() {
-                " (Doorbell Buffer Config)"
-            } else {
-                ""
-            }
-        );
-
-        self.setup_io_queues(id.has_dbbuf())?;
-        // Namespaces: the active list (NVMe 1.1+), else 1..=NN.
-        let mut nsids = KVec::new();
-        if version >= spec::Version::new(1, 1, 0)
-            && self
-                .ctrl
-                .admin_ok(cmd::identify(
-                    cmd::cns::ACTIVE_NS_LIST,
-                    0,
-                    buf.dma_address(),
-                ))
-                .is_ok()
-        {
-            // SAFETY: as above, the command completed.
-            for id in identify::active_nsids(unsafe { buf.as_ref() }).take(MAX_NAMESPACES) {
-                nsids.push(id, GFP_KERNEL)?;
-            }
-        } else {
-            for id in 1..=id.nn.min(MAX_NAMESPACES as u32) {
-                nsids.push(id, GFP_KERNEL)?;
-            }
-        }
-        Ok(DiskPlan {
-            nsids,
-            max_transfer: id
-                .max_transfer(blk::PAGE)
-                .map_or(blk::MAX_TRANSFER, |m| m.min(blk::MAX_TRANSFER)),
-            write_cache: id.has_vwc(),
-            write_zeroes: id.has_write_zeroes(),
-            discard: id.has_dsm(),
-        })
-    }
-
-    /// I/O queues: one per CPU, as many as the controller grants, asked for
-    /// (polled) before any vector exists so that the vectors match them:
-    /// vector 0 for the admin queue, one per I/O queue.  Then the queues
-    /// are created on the controller, with their handlers and the tag set.
-    fn setup_io_queues(&mut self, has_dbbuf: bool) -> Result {
-        let pdev = self.ctrl.pdev;
-        let want = u16::try_from(kernel::cpu::nr_cpu_ids().clamp(1, 64))?;
-        let (sqs, cqs) = cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(want, want))?);
-        let granted = sqs.min(cqs).min(u32::from(want));
-        let vectors = self.vectors.insert(IrqVectors::alloc(pdev, granted)?);
-        // SAFETY: the admin queue is owned by `self.ctrl`, dropped after
-        // `self.admin_irq` (field order).
-        self.admin_irq =
-            Some(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
-        let nr = vectors.io_queues(granted);
-        let nvec = vectors.count();
-        self.shared.irq_offset = vectors.io_offset();
-        let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
-        for i in 0..nr {
-            let qid = u16::try_from(i + 1)?;
-            let q = KBox::pin_init(
-                Queue::new(
-                    pdev.as_ref(),
-                    qid,
-                    depth,
-                    self.ctrl.doorbells(qid)?,
-                    Some(self.reset_work.clone()),
-                )?,
-                GFP_KERNEL,
-            )?;
-            self.shared.queues.push(q, GFP_KERNEL)?;
-        }
-        if has_dbbuf {
-            match DbBuf::new(pdev.as_ref(), self.ctrl.dstrd) {
-                Ok(b) => self.dbbuf = Some(b),
-                Err(e) => dev_warn!(pdev, "no memory for doorbell buffers ({:?})\n", e),
-            }
-        }
-        let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
-        self.dbbuf_on.store(on, Ordering::Relaxed);
-        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
-        for (i, q) in self.shared.queues.iter().enumerate() {
-            let vector = self.shared.irq_offset + u32::try_from(i)?;
-            // SAFETY: the queue is boxed in `self.shared`, dropped after
-            // `self.irqs` (field order).
-            let irq = unsafe { QueueIrq::new::<IoCompleter>(vectors, vector, q)? };
-            self.irqs.push(irq, GFP_KERNEL)?;
-        }
-        dev_ddbg!(
-            pdev,
-            "{} I/O queue(s) of {} entries on {} vector(s)\n",
-            nr,
-            depth,
-            nvec
-        );
-
-        // SAFETY: `self.shared` outlives the tag set and the disks (field order).
-        self.tagset = Some(unsafe { TagSet::new(&self.shared, u32::from(depth) - 1)? });
-        Ok(())
-    }
-}
 
 struct NvmeDbbufDriver;
 
@@ -372,7 +91,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for NvmeDbbufDriver {
     type IdInfo = ();
-    type Data<'bound> = DriverData<'bound>;
+    type Data<'bound> = NvmeDev<'bound>;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -380,47 +99,24 @@ impl pci::Driver for NvmeDbbufDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: Option<&'bound Self::IdInfo>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        ddbg!("probing {:?}\n", pdev.pci_class());
-        pdev.enable_device_mem()?;
-        pdev.set_master();
-        // SAFETY: no DMA allocation or mapping exists yet for this device.
-        unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
-        // PRPs describe a segment of any length, page by page; without this
-        // the DMA layer assumes 64 KiB and DMA debug flags merged segments.
-        // SAFETY: as above, nothing is allocated or mapped yet.
-        unsafe { pdev.dma_set_max_seg_size(u32::MAX) };
-
-        let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
-        let (dev, plan) = NvmeDev::start(pdev, bar)?;
-        let dev = KBox::new(dev, GFP_KERNEL)?;
-        // From here on the timeout handler can find the controller (boxed:
-        // the address is stable; the tag set goes before it), before the
-        // first I/O, which the disks' partition scans do.
-        dev.shared.owner.store(
-            core::ptr::from_ref::<NvmeDev<'_>>(&dev).cast_mut(),
-            Ordering::Release,
-        );
-        // SAFETY: boxed, so at a stable address; `NvmeDev::drop` cancels the
-        // work after the last interrupt is freed, before the box is.
-        unsafe { dev.reset_work.set_owner(&dev) };
-        dev.add_disks(plan)?;
-        // Unless a reset during the partition scan got there first (or
-        // is still running: it decides).
-        dev.state.change_from(CtrlState::New, CtrlState::Live);
-        // SAFETY: both are fields of the driver data declared before the
-        // box holding `dev`, so they are dropped before it.
-        let debugfs = unsafe { debugfs::create(&dev)? };
-        // SAFETY: as above.
-        let chardev = unsafe { passthru::CharDev::new(&dev)? };
-        Ok(DriverData {
-            _chardev: chardev,
-            _debugfs: debugfs,
-            dev,
+        pin_init::pin_init_scope(move || {
+            ddbg!("probing {:?}\n", pdev.pci_class());
+            pdev.enable_device_mem()?;
+            pdev.set_master();
+            // SAFETY: no DMA allocation or mapping exists yet for this device.
+            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
+            // PRPs describe a segment of any length, page by page; without
+            // this the DMA layer assumes 64 KiB and DMA debug flags merged
+            // segments.
+            // SAFETY: as above, nothing is allocated or mapped yet.
+            unsafe { pdev.dma_set_max_seg_size(u32::MAX) };
+            let bar = pdev.iomap_region_sized::<{ regs::END }>(0, c"nvme_dbbuf")?;
+            Ok(NvmeDev::new(pdev, bar))
         })
     }
 
     fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        this.dev.teardown();
+        this.teardown();
     }
 }
 

@@ -12,7 +12,7 @@
 
 use core::{
     ffi::c_void,
-    sync::atomic::{fence, AtomicPtr, AtomicU32, Ordering},
+    sync::atomic::{fence, AtomicU32, Ordering},
 };
 
 use kernel::{bindings, prelude::*, static_lock_class};
@@ -94,13 +94,11 @@ enum DataMap {
     Single { dma: bindings::dma_addr_t, len: u32 },
 }
 
-/// What the tag set's callbacks share: `set->driver_data`.
+/// What the tag set's callbacks share, a field of the controller (which is
+/// `set->driver_data`).
 pub(crate) struct BlkShared<'bound> {
     pub(crate) dev: *mut bindings::device,
     pub(crate) queues: KVec<Pin<KBox<Queue<'bound>>>>,
-    /// The controller, for the timeout handler; set before the first disk
-    /// is added, so it is there for the first I/O.
-    pub(crate) owner: AtomicPtr<NvmeDev<'bound>>,
     /// Interrupt vector of the first I/O queue (vector 0 is the admin
     /// queue's when there are more).
     pub(crate) irq_offset: u32,
@@ -126,7 +124,9 @@ pub(crate) struct Ns {
 ///
 /// # Invariants
 ///
-/// `set` came from `KBox::into_raw` and `blk_mq_alloc_tag_set` succeeded on it.
+/// `set` came from `KBox::into_raw` and `blk_mq_alloc_tag_set` succeeded on
+/// it; its `driver_data` is a controller whose `shared` is set, which
+/// outlives the tag set.
 pub(crate) struct TagSet {
     set: *mut bindings::blk_mq_tag_set,
 }
@@ -137,13 +137,15 @@ unsafe impl Send for TagSet {}
 unsafe impl Sync for TagSet {}
 
 impl TagSet {
-    /// A tag set with one hardware context per queue of `shared`, each
-    /// `depth` deep.
+    /// A tag set with one hardware context per I/O queue of `dev`, each
+    /// `depth` deep; its callbacks reach `dev`.
     ///
     /// # Safety
     ///
-    /// `shared` must outlive the returned tag set and every disk on it.
-    pub(crate) unsafe fn new(shared: &BlkShared<'_>, depth: u32) -> Result<Self> {
+    /// `dev` must stay at its address and outlive the returned tag set and
+    /// every disk on it (the tag set is to be a field of `dev`).
+    pub(crate) unsafe fn new(dev: &NvmeDev<'_>, depth: u32) -> Result<Self> {
+        let shared = dev.shared.as_ref().ok_or(EINVAL)?;
         // SAFETY: all-zero is the documented starting state of a tag set.
         let mut set: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         set.ops = &OPS;
@@ -153,7 +155,7 @@ impl TagSet {
         set.numa_node = bindings::NUMA_NO_NODE;
         set.nr_maps = 1;
         set.timeout = shared.timeout_jiffies;
-        set.driver_data = core::ptr::from_ref(shared).cast_mut().cast();
+        set.driver_data = core::ptr::from_ref(dev).cast_mut().cast();
         let set = KBox::into_raw(KBox::new(set, GFP_KERNEL)?);
         // SAFETY: `set` is a valid, initialised tag set description.
         let ret = unsafe { bindings::blk_mq_alloc_tag_set(set) };
@@ -720,6 +722,26 @@ unsafe extern "C" fn complete(rq: *mut bindings::request) {
     unsafe { bindings::blk_mq_end_request(rq, sts) };
 }
 
+/// The controller a tag set's `driver_data` names.
+///
+/// # Safety
+///
+/// `data` is the `driver_data` of a live [`TagSet`].
+unsafe fn dev_of<'a>(data: *mut c_void) -> &'a NvmeDev<'a> {
+    // SAFETY: a live controller (`TagSet` invariant), used through `&` only.
+    unsafe { &*data.cast::<NvmeDev<'a>>() }
+}
+
+/// The queues of the controller a tag set's `driver_data` names.
+///
+/// # Safety
+///
+/// As [`dev_of`].
+unsafe fn shared_of<'a>(data: *mut c_void) -> Option<&'a BlkShared<'a>> {
+    // SAFETY: as the caller's.
+    unsafe { dev_of(data) }.shared.as_ref()
+}
+
 /// # Safety
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
@@ -728,8 +750,10 @@ unsafe extern "C" fn init_hctx(
     data: *mut c_void,
     index: u32,
 ) -> i32 {
-    // SAFETY: `data` is `set->driver_data`, a live `BlkShared`.
-    let shared = unsafe { &*data.cast::<BlkShared<'_>>() };
+    // SAFETY: `data` is `set->driver_data`, live (`TagSet` invariant).
+    let Some(shared) = (unsafe { shared_of(data) }) else {
+        return EINVAL.to_errno();
+    };
     let Some(queue) = shared.queues.get(index as usize) else {
         return EINVAL.to_errno();
     };
@@ -752,8 +776,10 @@ unsafe extern "C" fn init_request(
     _hctx: u32,
     _node: i32,
 ) -> i32 {
-    // SAFETY: `set` is ours: its driver_data is a live `BlkShared`.
-    let shared = unsafe { &*(*set).driver_data.cast::<BlkShared<'_>>() };
+    // SAFETY: `set` is ours: its driver_data is live (`TagSet` invariant).
+    let Some(shared) = (unsafe { shared_of((*set).driver_data) }) else {
+        return EINVAL.to_errno();
+    };
     let mut dma: bindings::dma_addr_t = 0;
     // SAFETY: `shared.dev` is the bound PCI device.
     let list = unsafe {
@@ -792,7 +818,9 @@ unsafe extern "C" fn exit_request(
 ) {
     // SAFETY: as in `init_request`, which initialised the PDU.
     unsafe {
-        let shared = &*(*set).driver_data.cast::<BlkShared<'_>>();
+        let Some(shared) = shared_of((*set).driver_data) else {
+            return;
+        };
         let iod = iod(rq);
         bindings::dma_free_attrs(
             shared.dev,
@@ -811,7 +839,9 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
     // SAFETY: `set` is ours; map 0 is the default map.  Falls back to a
     // plain spread when the vectors carry no affinity (MSI/INTx).
     unsafe {
-        let shared = &*(*set).driver_data.cast::<BlkShared<'_>>();
+        let Some(shared) = shared_of((*set).driver_data) else {
+            return;
+        };
         bindings::blk_mq_map_hw_queues(&mut (*set).map[0], shared.dev, shared.irq_offset);
     }
 }
@@ -820,11 +850,11 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_timer_return {
-    // SAFETY: `rq` is ours: its queue's tag set has our `BlkShared`, its
+    // SAFETY: `rq` is ours: its queue's tag set names our controller, its
     // hctx's driver_data is its queue (`init_hctx`).
-    let (shared, queue) = unsafe {
+    let (dev, queue) = unsafe {
         (
-            &*(*(*(*rq).q).tag_set).driver_data.cast::<BlkShared<'_>>(),
+            dev_of((*(*(*rq).q).tag_set).driver_data),
             &*(*(*rq).mq_hctx).driver_data.cast::<Queue<'_>>(),
         )
     };
@@ -843,12 +873,6 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
         );
         return bindings::blk_eh_timer_return_BLK_EH_DONE;
     }
-    let owner = shared.owner.load(Ordering::Acquire);
-    if owner.is_null() {
-        return bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER;
-    }
-    // SAFETY: set once probe finished; the controller outlives the tag set.
-    let dev = unsafe { &*owner };
     // SAFETY: `rq` is ours and in flight; its PDU is reached through raw
     // pointers only, no `&mut Iod`: its completion may run concurrently.
     let (pdu, generation, abort_sent, tag, qid) = unsafe {

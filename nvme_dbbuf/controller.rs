@@ -15,9 +15,9 @@ use crate::cmd;
 use crate::dyndbg::dev_ddbg;
 use crate::irq;
 use crate::pci_ext;
-use crate::queue::{DbPath, Inject, Queue};
+use crate::queue::{DbPath, Inject};
 use crate::state::CtrlState;
-use crate::{instance_put, NvmeDev};
+use crate::NvmeDev;
 
 impl<'bound> NvmeDev<'bound> {
     pub(crate) fn dbbuf_on(&self) -> bool {
@@ -26,10 +26,6 @@ impl<'bound> NvmeDev<'bound> {
 
     pub(crate) fn resets(&self) -> u32 {
         self.resets.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue<'bound>> {
-        self.shared.queues.iter().map(|q| &**q)
     }
 
     /// Doorbell Buffer Config on a freshly enabled controller, before any
@@ -62,7 +58,7 @@ impl<'bound> NvmeDev<'bound> {
             dev_info!(pdev, "shadow doorbells off by request: MMIO doorbells\n");
             return false;
         }
-        let last = u16::try_from(self.shared.queues.len()).unwrap_or(u16::MAX);
+        let last = u16::try_from(self.nr_io_queues()).unwrap_or(u16::MAX);
         if db.max_qid().is_none_or(|m| m < last) {
             dev_info!(
                 pdev,
@@ -118,9 +114,10 @@ impl<'bound> NvmeDev<'bound> {
     /// doorbells are on.
     pub(crate) fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
         let on = self.configure_dbbuf(want_dbbuf);
-        for (i, q) in self.shared.queues.iter().enumerate() {
+        let irq_offset = self.shared.as_ref().map_or(0, |s| s.irq_offset);
+        for (i, q) in self.io_queues().enumerate() {
             let qid = q.qid;
-            let vector = u16::try_from(self.shared.irq_offset + u32::try_from(i)?)?;
+            let vector = u16::try_from(irq_offset + u32::try_from(i)?)?;
             let slots = self
                 .dbbuf
                 .as_ref()
@@ -142,7 +139,7 @@ impl<'bound> NvmeDev<'bound> {
         dev_ddbg!(
             self.ctrl.pdev,
             "dbbuf: {} I/O queue(s) created with {} doorbells\n",
-            self.shared.queues.len(),
+            self.nr_io_queues(),
             if on { "shadow" } else { "MMIO" }
         );
         Ok(on)
@@ -204,7 +201,7 @@ impl<'bound> NvmeDev<'bound> {
                 }
             }
         }
-        if let Some(t) = &self.tagset {
+        if let Some(t) = self.tagset.as_ref() {
             t.unquiesce();
         }
         r.map(|_| ())
@@ -226,9 +223,11 @@ impl<'bound> NvmeDev<'bound> {
         let pdev = self.ctrl.pdev;
         // A reset, a passthrough command or another timeout holds the
         // controller: wait another period (a reset takes this request
-        // back).  Holding the lock also keeps a reset from re-enabling the
+        // back), cutting a passthrough command short, whose reset does.
+        // Holding the lock also keeps a reset from re-enabling the
         // controller under an Abort still waiting for its completion.
         let Some(_guard) = self.reset_lock.try_lock() else {
+            self.ctrl.interrupt();
             return TimeoutAction::Later;
         };
         // Being unbound, or dead after a failed reset: nothing will complete
@@ -313,11 +312,11 @@ impl<'bound> NvmeDev<'bound> {
     /// request still in flight back to its completion, which requeues or
     /// fails it.  Leaves dispatch stopped; returns how many were in flight.
     fn stop_and_take_back(&self) -> u32 {
-        if let Some(t) = &self.tagset {
+        if let Some(t) = self.tagset.as_ref() {
             t.quiesce();
         }
         let _ = self.ctrl.disable();
-        for irq in &self.irqs {
+        for irq in self.irqs.as_ref().into_iter().flatten() {
             irq.synchronize();
         }
         for q in self.io_queues() {
@@ -332,7 +331,7 @@ impl<'bound> NvmeDev<'bound> {
             q.set_dead(true);
         }
         let n = self.stop_and_take_back();
-        if let Some(t) = &self.tagset {
+        if let Some(t) = self.tagset.as_ref() {
             t.unquiesce();
         }
         dev_warn!(
@@ -382,7 +381,7 @@ impl<'bound> NvmeDev<'bound> {
         self.ctrl.enable()?;
         // The queue count is a feature the reset cleared: ask for the
         // queues we already have.
-        let have16 = u16::try_from(self.shared.queues.len())?;
+        let have16 = u16::try_from(self.nr_io_queues())?;
         let (sqs, cqs) =
             cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(have16, have16))?);
         let have = u32::from(have16);
@@ -411,6 +410,9 @@ impl NvmeDev<'_> {
         // A running reset ends, a queued one does nothing, a timeout fails
         // what is in flight.
         let _ = self.state.change(CtrlState::Deleting);
+        // A passthrough command holding the lock gives up rather than wait
+        // for its own timeout.
+        self.ctrl.interrupt();
         drop(self.reset_lock.lock());
         // Gone from the bus, or its registers say it is not running (CSTS
         // all-ones, CFS, or RDY clear: decoding off reads 0 under QEMU).
@@ -428,24 +430,12 @@ impl NvmeDev<'_> {
         }
         // Interrupts are still registered: the deletions complete through
         // the admin queue like any command.  SQ before its CQ.
-        for q in self.shared.queues.iter().rev() {
+        let queues = self.shared.as_ref().map(|s| s.queues.as_slice());
+        for q in queues.unwrap_or(&[]).iter().rev() {
             let _ = self.ctrl.admin_ok(cmd::delete_sq(q.qid));
             let _ = self.ctrl.admin_ok(cmd::delete_cq(q.qid));
         }
         self.ctrl.shutdown();
         self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
-    }
-}
-
-impl Drop for NvmeDev<'_> {
-    fn drop(&mut self) {
-        self.teardown();
-        // No interrupt, so nothing queues the reset work any more; then wait
-        // for one that is running (it finds the controller Deleting).
-        self.irqs.clear();
-        self.admin_irq = None;
-        self.reset_work.cancel_sync();
-        instance_put(self.instance);
-        dev_info!(self.ctrl.pdev, "unbound\n");
     }
 }

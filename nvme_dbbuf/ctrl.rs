@@ -60,6 +60,9 @@ pub(crate) struct Ctrl<'bound> {
     /// stuck at 1; the next admin completion is lost.
     pub(crate) fake_stuck_rdy: AtomicBool,
     pub(crate) fake_lost_admin: AtomicBool,
+    /// An I/O timeout found the reset lock held: the passthrough command
+    /// holding it, if any, gives up (`admin_cmd_timeout`).
+    interrupt: AtomicBool,
 }
 
 /// A finished admin command.
@@ -103,6 +106,7 @@ impl<'bound> Ctrl<'bound> {
             admin_lock: KBox::pin_init(new_mutex!(0u16, "nvme_dbbuf:admin"), GFP_KERNEL)?,
             fake_stuck_rdy: AtomicBool::new(false),
             fake_lost_admin: AtomicBool::new(false),
+            interrupt: AtomicBool::new(false),
         })
     }
 
@@ -230,16 +234,29 @@ impl<'bound> Ctrl<'bound> {
 
     /// Runs one admin command to completion (polled, bounded).
     pub(crate) fn admin_cmd(&self, sqe: Sqe) -> Result<AdminResult> {
-        self.admin_cmd_timeout(sqe, None)
+        self.admin_cmd_timeout(sqe, None, false)
     }
 
-    /// Like [`Self::admin_cmd`], giving up after `timeout_ms` (default 60 s).
+    /// Makes an interruptible admin command in progress give up, as if it
+    /// had timed out: recovery from an I/O timeout must not wait for a
+    /// passthrough command's own timeout.
+    pub(crate) fn interrupt(&self) {
+        self.interrupt.store(true, Ordering::Relaxed);
+    }
+
+    /// Like [`Self::admin_cmd`], giving up after `timeout_ms` (default 60 s),
+    /// or with `EINTR` on [`Self::interrupt`] if `interruptible`.
     pub(crate) fn admin_cmd_timeout(
         &self,
         sqe: Sqe,
         timeout_ms: Option<i64>,
+        interruptible: bool,
     ) -> Result<AdminResult> {
         let mut cid = self.admin_lock.lock();
+        if interruptible {
+            // Meant for an earlier command, or for none.
+            self.interrupt.store(false, Ordering::Relaxed);
+        }
         let my = *cid;
         *cid = cid.wrapping_add(1);
         // Whatever an earlier, timed-out command left there is not ours.
@@ -271,6 +288,7 @@ impl<'bound> Ctrl<'bound> {
                 });
                 match done {
                     Some(d) => Ok(Some(d)),
+                    None if interruptible && self.interrupt.load(Ordering::Relaxed) => Err(EINTR),
                     // Admin commands run on an enabled controller only: not
                     // ready any more means it will not answer.
                     None => match self.csts(true) {
@@ -295,12 +313,20 @@ impl<'bound> Ctrl<'bound> {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err(EIO),
             Err(e) => {
-                dev_err!(
-                    self.pdev,
-                    "admin command {:#04x} failed to complete: {:?}\n",
-                    sqe.opcode(),
-                    e
-                );
+                if e == EINTR {
+                    dev_warn!(
+                        self.pdev,
+                        "admin command {:#04x} interrupted by an I/O timeout or unbind\n",
+                        sqe.opcode()
+                    );
+                } else {
+                    dev_err!(
+                        self.pdev,
+                        "admin command {:#04x} failed to complete: {:?}\n",
+                        sqe.opcode(),
+                        e
+                    );
+                }
                 // The controller still owns the command and its buffer,
                 // which the caller frees on this error: stop the controller
                 // first.  Its I/O then times out into a reset.

@@ -55,9 +55,11 @@ pub(crate) fn clear_root() {
 ///
 /// # Invariants
 ///
-/// `dev` points to the controller's [`NvmeDev`], which is boxed and outlives
-/// the directory: the driver data drops this scope first, and removing a
-/// debugfs file waits for its running callbacks.
+/// `dev` points to the controller whose field the directory is: it
+/// outlives the directory, and removing a debugfs file waits for its
+/// running callbacks.  The lifetime is erased because the 7.3 debugfs file
+/// API takes `'static` data only (`read_write_callback_file<T: 'static>`);
+/// the scope being a field of the controller is what bounds it.
 pub(crate) struct Control {
     dev: NonNull<NvmeDev<'static>>,
 }
@@ -81,7 +83,8 @@ impl Control {
 /// # Safety
 ///
 /// `dev` must stay at its address and alive until the returned scope is
-/// dropped (its files reach it through a pointer).
+/// dropped (its files reach it through a pointer): the scope is to be a
+/// field of `dev`.
 pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
     let root = ROOT.load(Ordering::Acquire);
     if root.is_null() {
@@ -90,7 +93,7 @@ pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<C
     // SAFETY: set by the module before registering the driver and cleared
     // only after it is unregistered (`set_root`).
     let root = unsafe { &*root };
-    let name = CString::try_from_fmt(fmt!("rnvme{}", dev.instance))?;
+    let name = CString::try_from_fmt(fmt!("rnvme{}", dev.instance()))?;
     let ctl = Control {
         dev: NonNull::from(dev).cast(),
     };
@@ -189,7 +192,7 @@ fn summary_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "rnvme{}: dbbuf {}, {} I/O queues, {} submitted, {} reaped, MMIO doorbells sq {} cq {}, shadow-only sq {} cq {}, MMIO doorbells per command {}.{:04}, resets {}",
-        dev.instance,
+        dev.instance(),
         if dev.dbbuf_on() { "on" } else { "off" },
         n,
         sub,

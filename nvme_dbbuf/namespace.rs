@@ -50,7 +50,7 @@ impl NvmeDev<'_> {
             };
             let mut name = [0u8; 32];
             let mut w = kernel::str::Formatter::new(&mut name);
-            core::fmt::Write::write_fmt(&mut w, format_args!("rnvme{}n{}", self.instance, nsid))?;
+            core::fmt::Write::write_fmt(&mut w, format_args!("rnvme{}n{}", self.instance(), nsid))?;
             let name = name.get(..w.bytes_written()).ok_or(EINVAL)?;
             let disk = Disk::new(
                 tagset,

@@ -28,8 +28,11 @@ use crate::NvmeDev;
 ///
 /// # Invariants
 ///
-/// When `Some`, points to a bound controller's boxed [`NvmeDev`]; it is
-/// cleared (under the mutex) before the controller is freed.
+/// When `Some`, points to a bound controller [`NvmeDev`], whose field the
+/// character device is; it is cleared (under the mutex) before the
+/// controller is freed.  The one lifetime erasure left: an open file's data
+/// must be `'static` (`ForeignOwnable for Arc<T: 'static>`), and can outlive
+/// the binding; this mutex is what revokes it.
 struct DevPtr(Option<core::ptr::NonNull<NvmeDev<'static>>>);
 
 // SAFETY: `NvmeDev` is only used through `&`, and all of it reachable that
@@ -86,7 +89,8 @@ impl CharDev {
     /// # Safety
     ///
     /// `dev` must stay at its address and alive until the returned value is
-    /// dropped (open files reach it through a pointer the drop clears).
+    /// dropped (open files reach it through a pointer the drop clears): it
+    /// is to be a field of `dev`.
     pub(crate) unsafe fn new(dev: &NvmeDev<'_>) -> Result<Pin<KBox<Self>>> {
         let ptr = core::ptr::NonNull::from(dev).cast();
         let link = Arc::pin_init(
@@ -96,7 +100,7 @@ impl CharDev {
             GFP_KERNEL,
         )?;
         let opts = MiscDeviceOptions {
-            name: name(dev.instance)?,
+            name: name(dev.instance())?,
         };
         // `link` is initialised before `reg`: an open racing the
         // registration finds it.
@@ -212,8 +216,9 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     for (n, v) in (10..).zip(c.cdw10_15) {
         sqe = sqe.with_cdw(n, v);
     }
-    // At most the driver's own admin timeout: the command holds the reset
-    // lock, which an I/O timeout's recovery waits for.
+    // At most the driver's own admin timeout.  The command holds the reset
+    // lock; an I/O timeout that finds it held interrupts the command, whose
+    // reset below then takes the timed-out request back.
     let timeout_ms = (c.timeout_ms != 0).then_some(i64::from(c.timeout_ms).min(ADMIN_TIMEOUT_MS));
     // No reset may disable the controller under the command.
     let r = {
@@ -221,12 +226,14 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
         if !dev.state.get().takes_commands() {
             return Err(ENODEV);
         }
-        match dev.ctrl.admin_cmd_timeout(sqe, timeout_ms) {
+        match dev.ctrl.admin_cmd_timeout(sqe, timeout_ms, true) {
             Ok(r) => r,
             Err(e) => {
-                // A command that did not complete left the controller
-                // stopped (`admin_cmd`): bring it back before anyone else
-                // waits on it.  `buf` is freed only after that stop.
+                // A command that did not complete (or was interrupted:
+                // `EINTR`, as in-tree for a cancelled passthrough) left the
+                // controller stopped (`admin_cmd`): bring it back before
+                // anyone else waits on it.  `buf` is freed only after that
+                // stop.
                 let _ = dev.reset_locked(None);
                 return Err(e);
             }

@@ -9,7 +9,7 @@
 //! process context.  The 7.3 workqueue abstraction has no cancel, which
 //! unbind needs, so this wraps the C work item directly.
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::ptr::NonNull;
 
 use kernel::{bindings, prelude::*, static_lock_class, types::Opaque};
 
@@ -19,25 +19,33 @@ use crate::NvmeDev;
 ///
 /// # Invariants
 ///
-/// `work` was initialised with [`run`] as its function.  `owner` is null or
-/// points to the controller's boxed [`NvmeDev`], which cancels this work
-/// (`cancel_sync`) after the last thing that can queue it is gone and before
-/// it is freed.
+/// `work` was initialised with [`run`] as its function.  `owner` is the
+/// controller this work resets, complete whenever the work can be queued,
+/// and it cancels this work (`cancel_sync`) after the last thing that can
+/// queue it is gone and before it is freed.
 #[pin_data]
 pub(crate) struct ResetWork<'bound> {
     #[pin]
     work: Opaque<bindings::work_struct>,
-    owner: AtomicPtr<NvmeDev<'bound>>,
+    owner: NonNull<NvmeDev<'bound>>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
-// has its own locking; `owner` is atomic.
+// has its own locking; `owner` is only read, and used through `&`, and every
+// part of `NvmeDev` reachable through `&` is `Sync`.
 unsafe impl Send for ResetWork<'_> {}
 // SAFETY: as above.
 unsafe impl Sync for ResetWork<'_> {}
 
 impl<'bound> ResetWork<'bound> {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    /// The reset work of controller `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `owner` must be complete before the first [`Self::schedule`], and it
+    /// must call [`Self::cancel_sync`] after the last one and before it is
+    /// freed (the work dereferences it when it runs).
+    pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is valid for writes; `run` matches `work_func_t`
             // and the name and lock class are static.
@@ -50,20 +58,8 @@ impl<'bound> ResetWork<'bound> {
                     static_lock_class!().as_ptr(),
                 )
             }),
-            owner: AtomicPtr::new(core::ptr::null_mut()),
+            owner,
         })
-    }
-
-    /// Points the work at its controller (once it has a stable address).
-    ///
-    /// # Safety
-    ///
-    /// `dev` must stay at its address and alive until it has called
-    /// [`Self::cancel_sync`] after the last [`Self::schedule`] (the work
-    /// dereferences it when it runs).
-    pub(crate) unsafe fn set_owner(&self, dev: &NvmeDev<'bound>) {
-        self.owner
-            .store(core::ptr::from_ref(dev).cast_mut(), Ordering::Release);
     }
 
     /// Queues the reset; a reset already queued absorbs this request.
@@ -102,11 +98,7 @@ unsafe extern "C" fn run(work: *mut bindings::work_struct) {
             work
         )
     };
-    let owner = this.owner.load(Ordering::Acquire);
-    if owner.is_null() {
-        return;
-    }
-    // SAFETY: the controller cancels this work before it is freed
-    // (invariant), so it is alive while we run.
-    unsafe { &*owner }.reset_after_bad_completion();
+    // SAFETY: the controller is complete while the work can run and
+    // cancels it before it is freed (invariant).
+    unsafe { this.owner.as_ref() }.reset_after_bad_completion();
 }

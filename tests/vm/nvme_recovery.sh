@@ -8,6 +8,8 @@
 #   before the reset takes back the commands in flight; fio's verify passes;
 # - an admin command that never completes (a passthrough with timeout_ms)
 #   stops the controller before its buffer is freed, then a reset;
+# - an I/O timeout, or an unbind, during a passthrough command interrupts
+#   it instead of waiting for its timeout;
 # - an I/O completion lost during probe's partition scan is recovered by the
 #   timeout handler (Abort, reset): probe ends in bounded time.
 # KASAN and DMA debug (test kernel) watch the buffers; the runner checks
@@ -145,7 +147,53 @@ assert at("admin completion") < at("failed to complete") < at("bus mastering off
 PY
 nvme id-ctrl "$cdev" >/dev/null || fail "identify after the admin timeout"
 verify_job "$dev" after-admin 4
+
+# --- 4b. an I/O timeout while a passthrough command waits on a lost
+# completion (timeout_ms 30000): the timeout handler does not wait for the
+# passthrough's own timeout; it interrupts the command (EINTR, as in-tree
+# for a cancelled passthrough), whose reset takes the request back, and
+# the read completes.
+mark interrupt
+echo 2000 >"/sys/block/${dev#/dev/}/queue/io_timeout"
+echo lost_admin >"$ctl/inject"
+t0=$SECONDS
+nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout=30000 \
+	>/tmp/pt2.out 2>&1 &
+pt=$!
+sleep 1
+echo 1 >"/sys/block/${dev#/dev/}/io-timeout-fail"
+echo 100 >$fi_dir/probability
+echo 0 >$fi_dir/interval
+echo 1 >$fi_dir/times
+read -r rc t <<<"$(timed_read "$dev")"
+fault_off "$dev"
+wait $pt && fail "the passthrough succeeded although its completion was lost"
+tp=$((SECONDS - t0))
+d=$(dmesg_since)
+grep -E "interrupted|timed out|reset done" <<<"$d" | sed 's/^\[[ 0-9.]*\] /  /'
+log "I/O timeout during a 30 s passthrough: dd exit $rc after ${t}s, passthrough failed after ${tp}s ($(head -c 80 /tmp/pt2.out | tr '\n' ' '))"
+[ "$rc" = 0 ] || fail "read failed: $(cat /tmp/dd.err)"
+[ "$t" -lt 15 ] || fail "the read waited ${t}s: the passthrough held up the recovery"
+[ "$tp" -lt 15 ] || fail "the passthrough returned after ${tp}s"
+grep -q "interrupted by an I/O timeout or unbind" <<<"$d" || fail "the passthrough was not interrupted"
+grep -q "controller reset done" <<<"$d" || fail "no reset"
+nvme id-ctrl "$cdev" >/dev/null || fail "identify after the interrupted passthrough"
+# --- 4c. unbind while a passthrough command waits on a lost completion
+# (timeout_ms 30000): the command is interrupted, unbind takes seconds.
+mark unbind_passthru
+echo lost_admin >"$ctl/inject"
+nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout=30000 \
+	>/tmp/pt3.out 2>&1 &
+pt=$!
+sleep 1
+t0=$SECONDS
+echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"
+t=$((SECONDS - t0))
 pci_unbind "$bdf"
+wait $pt && fail "the passthrough succeeded although its completion was lost"
+log "unbind during a 30 s passthrough: ${t}s ($(head -c 80 /tmp/pt3.out | tr '\n' ' '))"
+[ "$t" -lt 10 ] || fail "unbind waited ${t}s for the passthrough"
+dmesg_since | grep -q "interrupted by an I/O timeout or unbind" || fail "the passthrough was not interrupted"
 rmmod nvme_dbbuf
 
 # --- 5. the first I/O completion is lost during probe (the partition

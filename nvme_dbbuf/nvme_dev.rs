@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The driver data: one controller, pin-initialised in place in the
+//! allocation the driver core keeps for the binding, then brought up.
+//!
+//! The struct is complete and at its final address before the first
+//! command: the tag set, the reset work, the debugfs directory and the
+//! character device are created by the bring-up (`pin_chain`) from a
+//! reference to it, and are fields of it, dropped after [`PinnedDrop`] has
+//! shut the hardware down and freed the interrupts.  What the bring-up
+//! creates is set once ([`SetOnce`]); a bring-up that fails drops the
+//! controller like an unbind does.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::{
+    debugfs::Scope,
+    device::Bound,
+    dma::Coherent,
+    io::Io,
+    new_mutex, pci,
+    prelude::*,
+    str::BStr,
+    sync::{Arc, Mutex, SetOnce},
+};
+
+use crate::blk::{self, BlkShared, Disk, TagSet};
+use crate::ctrl::{self, Ctrl};
+use crate::dbbuf::DbBuf;
+use crate::dyndbg::dev_ddbg;
+use crate::identify::{self, IdCtrl, IDENTIFY_SIZE};
+use crate::irq::{AdminCompleter, IrqVectors, QueueIrq};
+use crate::namespace::DiskPlan;
+use crate::queue::Queue;
+use crate::reset_work::ResetWork;
+use crate::state::{CtrlState, State};
+use crate::{cmd, debugfs, module_parameters, passthru, regs, spec};
+
+/// I/O queue entries, capped by CAP.MQES.
+const IO_QUEUE_DEPTH: u32 = 256;
+/// Namespaces per controller this driver exposes.
+const MAX_NAMESPACES: usize = 16;
+
+/// Controller instance numbers in use (`rnvme<C>`), at most 64 controllers.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// A controller instance number, given back on drop.
+pub(crate) struct Instance(u32);
+
+impl Instance {
+    fn get() -> Result<Self> {
+        let mut cur = INSTANCES.load(Ordering::Relaxed);
+        loop {
+            let free = (!cur).trailing_zeros();
+            if free >= 64 {
+                return Err(EBUSY);
+            }
+            match INSTANCES.compare_exchange(
+                cur,
+                cur | (1 << free),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Self(free)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    pub(crate) fn get_num(&self) -> u32 {
+        self.0
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        INSTANCES.fetch_and(!(1u64 << self.0), Ordering::AcqRel);
+    }
+}
+
+/// Per-controller state, alive while the driver is bound.
+///
+/// [`NvmeDev::teardown`] (from `unbind`, else from `drop`) shuts the
+/// hardware down: disks deleted, I/O queues deleted, controller shut down.
+/// `drop` then frees the interrupts and waits for the reset work; the
+/// fields go in declaration order: what reaches the controller through a
+/// pointer (character device, debugfs, tag set) before what it reaches.
+#[pin_data(PinnedDrop)]
+pub(crate) struct NvmeDev<'bound> {
+    chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
+    debugfs: SetOnce<Pin<KBox<Scope<debugfs::Control>>>>,
+    #[pin]
+    pub(crate) disks: Mutex<KVec<Disk>>,
+    pub(crate) tagset: SetOnce<TagSet>,
+    pub(crate) irqs: SetOnce<KVec<QueueIrq>>,
+    /// The admin queue's interrupt (vector 0), freed after the shutdown.
+    admin_irq: SetOnce<QueueIrq>,
+    vectors: SetOnce<IrqVectors<'bound>>,
+    pub(crate) shared: SetOnce<BlkShared<'bound>>,
+    /// Reset requested by a completion with a bad command id; shared with
+    /// the queues that queue it, pointing back here.
+    pub(crate) reset_work: Arc<ResetWork<'bound>>,
+    /// Who may submit, reset or tear down (`state.rs`).
+    pub(crate) state: State,
+    /// The hardware shutdown of [`Self::teardown`] is done.
+    pub(crate) stopped: AtomicBool,
+    /// Shadow Doorbell / EventIdx buffers, if the controller supports the
+    /// command (allocated once, reused after every reset).
+    pub(crate) dbbuf: SetOnce<Arc<DbBuf>>,
+    /// Whether the I/O queues currently use shadow doorbells.
+    pub(crate) dbbuf_on: AtomicBool,
+    pub(crate) resets: AtomicU32,
+    /// Serialises resets and mode switches.
+    #[pin]
+    pub(crate) reset_lock: Mutex<()>,
+    instance: Instance,
+    pub(crate) ctrl: Ctrl<'bound>,
+}
+
+impl<'bound> NvmeDev<'bound> {
+    /// The controller, in place, then brought up: queues, tag set, disks,
+    /// debugfs and character device.
+    pub(crate) fn new(
+        pdev: &'bound pci::Device<Bound>,
+        bar: ctrl::Bar0<'bound>,
+    ) -> impl PinInit<Self, Error> + 'bound {
+        try_pin_init!(&this in Self {
+            chardev: SetOnce::new(),
+            debugfs: SetOnce::new(),
+            disks <- new_mutex!(KVec::new()),
+            tagset: SetOnce::new(),
+            irqs: SetOnce::new(),
+            admin_irq: SetOnce::new(),
+            vectors: SetOnce::new(),
+            shared: SetOnce::new(),
+            // SAFETY: `this` is this controller, complete before anything
+            // can queue the work (the queues do, created by the bring-up)
+            // and alive until `drop` cancels it, after the last interrupt.
+            reset_work: Arc::pin_init(unsafe { ResetWork::new(this) }, GFP_KERNEL)?,
+            state: State::new(),
+            stopped: AtomicBool::new(false),
+            dbbuf: SetOnce::new(),
+            dbbuf_on: AtomicBool::new(false),
+            resets: AtomicU32::new(0),
+            reset_lock <- new_mutex!(()),
+            instance: Instance::get()?,
+            ctrl: Ctrl::new(pdev, bar)?,
+        })
+        .pin_chain(|this| this.into_ref().get_ref().bring_up())
+    }
+
+    pub(crate) fn instance(&self) -> u32 {
+        self.instance.get_num()
+    }
+
+    /// The I/O queues (none before the bring-up made them).
+    pub(crate) fn io_queues(&self) -> impl Iterator<Item = &Queue<'bound>> {
+        self.shared
+            .as_ref()
+            .map(|s| s.queues.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|q| &**q)
+    }
+
+    pub(crate) fn nr_io_queues(&self) -> usize {
+        self.shared.as_ref().map_or(0, |s| s.queues.len())
+    }
+
+    /// Enables the controller, creates the queues and the tag set, adds the
+    /// disks (whose partition scans do I/O: the timeout handler finds the
+    /// controller through the tag set from the first one), then the debugfs
+    /// directory and the character device.
+    fn bring_up(&self) -> Result {
+        let pdev = self.ctrl.pdev;
+        let version = self.log_version();
+        self.ctrl.disable()?;
+        self.ctrl.enable()?;
+        dev_ddbg!(
+            pdev,
+            "controller enabled, admin queue {} entries\n",
+            self.ctrl.admin.depth
+        );
+        let plan = self.setup(version)?;
+        self.add_disks(plan)?;
+        // Unless a reset during the partition scan got there first (or
+        // is still running: it decides).
+        self.state.change_from(CtrlState::New, CtrlState::Live);
+        // SAFETY: the directory is a field of `self`, dropped with it.
+        if let Some(d) = unsafe { debugfs::create(self)? } {
+            self.debugfs.populate(d);
+        }
+        // SAFETY: the character device is a field of `self`, dropped with it.
+        self.chardev
+            .populate(unsafe { passthru::CharDev::new(self)? });
+        Ok(())
+    }
+
+    fn log_version(&self) -> spec::Version {
+        let (pdev, cap) = (self.ctrl.pdev, self.ctrl.cap);
+        let vs = self.ctrl.bar.read(regs::VS);
+        let version = spec::Version::new(vs.mjr().into(), vs.mnr().into(), vs.ter().into());
+        let mqes: u16 = cap.mqes().into();
+        dev_ddbg!(
+            pdev,
+            "CAP {:#018x} VS {:#010x}\n",
+            cap.into_raw(),
+            vs.into_raw()
+        );
+        dev_info!(
+            pdev,
+            "NVMe controller version {}.{}.{}, CAP.MQES {} ({} entries), CAP.DSTRD {} ({} bytes), CAP.TO {} ms\n",
+            version.major,
+            version.minor,
+            version.tertiary,
+            mqes,
+            spec::max_queue_entries(mqes),
+            u8::from(cap.dstrd()),
+            spec::doorbell_stride(cap.dstrd().into()),
+            spec::ready_timeout_ms(cap.to().into()),
+        );
+        version
+    }
+
+    /// Identify Controller, the I/O queues, and the namespaces to add.
+    fn setup(&self, version: spec::Version) -> Result<DiskPlan> {
+        let pdev = self.ctrl.pdev;
+        let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
+        self.ctrl
+            .admin_ok(cmd::identify(cmd::cns::CONTROLLER, 0, buf.dma_address()))?;
+        // SAFETY: the controller finished writing (command completed) and
+        // nothing else uses `buf`.
+        let id = IdCtrl::parse(unsafe { buf.as_ref() });
+        dev_info!(
+            pdev,
+            "rnvme{}: {} {} firmware {}, {} namespace(s), OACS {:#06x}{}\n",
+            self.instance(),
+            BStr::from_bytes(identify::trim(&id.mn)),
+            BStr::from_bytes(identify::trim(&id.sn)),
+            BStr::from_bytes(identify::trim(&id.fr)),
+            id.nn,
+            id.oacs,
+            if id.has_dbbuf() {
+                " (Doorbell Buffer Config)"
+            } else {
+                ""
+            }
+        );
+
+        self.setup_io_queues(id.has_dbbuf())?;
+        // Namespaces: the active list (NVMe 1.1+), else 1..=NN.
+        let mut nsids = KVec::new();
+        if version >= spec::Version::new(1, 1, 0)
+            && self
+                .ctrl
+                .admin_ok(cmd::identify(
+                    cmd::cns::ACTIVE_NS_LIST,
+                    0,
+                    buf.dma_address(),
+                ))
+                .is_ok()
+        {
+            // SAFETY: as above, the command completed.
+            for id in identify::active_nsids(unsafe { buf.as_ref() }).take(MAX_NAMESPACES) {
+                nsids.push(id, GFP_KERNEL)?;
+            }
+        } else {
+            for id in 1..=id.nn.min(MAX_NAMESPACES as u32) {
+                nsids.push(id, GFP_KERNEL)?;
+            }
+        }
+        Ok(DiskPlan {
+            nsids,
+            max_transfer: id
+                .max_transfer(blk::PAGE)
+                .map_or(blk::MAX_TRANSFER, |m| m.min(blk::MAX_TRANSFER)),
+            write_cache: id.has_vwc(),
+            write_zeroes: id.has_write_zeroes(),
+            discard: id.has_dsm(),
+        })
+    }
+
+    /// I/O queues: one per CPU, as many as the controller grants, asked for
+    /// (polled) before any vector exists so that the vectors match them:
+    /// vector 0 for the admin queue, one per I/O queue.  Then the queues
+    /// are created on the controller, with their handlers and the tag set.
+    fn setup_io_queues(&self, has_dbbuf: bool) -> Result {
+        let pdev = self.ctrl.pdev;
+        let want = u16::try_from(kernel::cpu::nr_cpu_ids().clamp(1, 64))?;
+        let (sqs, cqs) = cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(want, want))?);
+        let granted = sqs.min(cqs).min(u32::from(want));
+        self.vectors.populate(IrqVectors::alloc(pdev, granted)?);
+        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
+        // SAFETY: the admin queue is boxed in `self.ctrl`, dropped after
+        // `self.admin_irq` (field order).
+        self.admin_irq
+            .populate(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
+        let nr = vectors.io_queues(granted);
+        let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
+        let mut queues = KVec::with_capacity(nr as usize, GFP_KERNEL)?;
+        for i in 0..nr {
+            let qid = u16::try_from(i + 1)?;
+            let q = Queue::new(
+                pdev.as_ref(),
+                qid,
+                depth,
+                self.ctrl.doorbells(qid)?,
+                Some(self.reset_work.clone()),
+            )?;
+            queues.push(KBox::pin_init(q, GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        self.shared.populate(BlkShared {
+            dev: blk::dev_raw(pdev.as_ref()),
+            queues,
+            irq_offset: vectors.io_offset(),
+            timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
+                module_parameters::io_timeout
+                    .value_ref()
+                    .saturating_mul(1000),
+            ))
+            .unwrap_or(u32::MAX),
+        });
+        let shared = self.shared.as_ref().ok_or(EINVAL)?;
+        if has_dbbuf {
+            match DbBuf::new(pdev.as_ref(), self.ctrl.dstrd) {
+                Ok(b) => {
+                    self.dbbuf.populate(b);
+                }
+                Err(e) => dev_warn!(pdev, "no memory for doorbell buffers ({:?})\n", e),
+            }
+        }
+        let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
+        self.dbbuf_on.store(on, Ordering::Relaxed);
+        let mut irqs = KVec::with_capacity(shared.queues.len(), GFP_KERNEL)?;
+        for (i, q) in shared.queues.iter().enumerate() {
+            let vector = shared.irq_offset + u32::try_from(i)?;
+            // SAFETY: the queue is boxed in `self.shared`, dropped after
+            // `self.irqs` (field order).
+            let irq = unsafe { QueueIrq::new::<blk::IoCompleter>(vectors, vector, q)? };
+            irqs.push(irq, GFP_KERNEL)?;
+        }
+        self.irqs.populate(irqs);
+        dev_ddbg!(
+            pdev,
+            "{} I/O queue(s) of {} entries on {} vector(s)\n",
+            nr,
+            depth,
+            vectors.count()
+        );
+        // SAFETY: the tag set is a field of `self`, dropped after the disks
+        // and before `self.shared`.
+        self.tagset
+            .populate(unsafe { TagSet::new(self, u32::from(depth) - 1)? });
+        Ok(())
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for NvmeDev<'_> {
+    fn drop(self: Pin<&mut Self>) {
+        self.teardown();
+        // No interrupt, so nothing queues the reset work any more; then wait
+        // for one that is running (it finds the controller Deleting).
+        let this = self.project();
+        *this.irqs = SetOnce::new();
+        *this.admin_irq = SetOnce::new();
+        this.reset_work.cancel_sync();
+        dev_info!(this.ctrl.pdev, "unbound\n");
+    }
+}
