@@ -736,10 +736,12 @@ unsafe fn dev_of<'a>(data: *mut c_void) -> &'a NvmeDev<'a> {
 ///
 /// # Safety
 ///
-/// As [`dev_of`].
+/// `data` is the `driver_data` of a live [`TagSet`]; its controller may be
+/// in its `drop`, which frees the tag set before the `shared` field goes.
 unsafe fn shared_of<'a>(data: *mut c_void) -> Option<&'a BlkShared<'a>> {
-    // SAFETY: as the caller's.
-    unsafe { dev_of(data) }.shared.as_ref()
+    // SAFETY: as the caller's; only the field is referenced (`exit_request`
+    // runs while the controller is being dropped, `shared` still there).
+    unsafe { &*core::ptr::addr_of!((*data.cast::<NvmeDev<'a>>()).shared) }.as_ref()
 }
 
 /// # Safety

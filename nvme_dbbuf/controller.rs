@@ -400,32 +400,43 @@ impl<'bound> NvmeDev<'bound> {
 
 impl NvmeDev<'_> {
     /// Ordered hardware shutdown, run by `unbind` while the device is still
-    /// bound, and by `drop` (which finds it done, unless probe failed):
-    /// no reset any more, the disks deleted (a controller that is gone has
-    /// its commands failed first, so that takes seconds, not a timeout per
-    /// request), then the I/O queues deleted and the controller shut down,
-    /// so it stops touching our memory before anything is freed.  Runs
-    /// once; a second call only finds the disks gone.
+    /// bound, and by `drop` (which finds it done, unless probe failed), as
+    /// the in-tree `nvme_remove`: no reset any more; the disks deleted while
+    /// the controller still works (one that is gone has its commands failed
+    /// first, so that takes seconds, not a timeout per request); then a
+    /// passthrough command still waiting is interrupted, debugfs and the
+    /// character device let go of the controller, and the I/O queues are
+    /// deleted and the controller shut down, so it stops touching our
+    /// memory before anything is freed.  A second call only finds it done.
     pub(crate) fn teardown(&self) {
-        // A running reset ends, a queued one does nothing, a timeout fails
-        // what is in flight.
+        // A queued reset does nothing, a timeout fails what is in flight,
+        // no passthrough command starts.
         let _ = self.state.change(CtrlState::Deleting);
-        // A passthrough command holding the lock gives up rather than wait
-        // for its own timeout.
-        self.ctrl.interrupt();
-        drop(self.reset_lock.lock());
-        // Gone from the bus, or its registers say it is not running (CSTS
-        // all-ones, CFS, or RDY clear: decoding off reads 0 under QEMU).
+        // A running reset ends (the checks below would find it between
+        // disable and enable); a passthrough command may hold the lock
+        // until its timeout, and is left running while the disks go.
+        self.wait_for_reset();
         if self.stopped.load(Ordering::Acquire) {
             return;
         }
+        // Gone from the bus, or its registers say it is not running (CSTS
+        // all-ones, CFS, or RDY clear: decoding off reads 0 under QEMU).
         let gone = !pci_ext::is_present(self.ctrl.pdev) || self.ctrl.down().is_some();
         if gone {
             self.fail_all();
         }
         // del_gendisk flushes and waits for outstanding I/O.
         drop(core::mem::take(&mut *self.disks.lock()));
+        self.ctrl.interrupt();
+        drop(self.reset_lock.lock());
+        self.revoke_user_access();
         if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // An interrupted passthrough command stopped the controller: no
+        // queue to delete, nothing to shut down.
+        if self.ctrl.down().is_some() {
+            self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
             return;
         }
         // Interrupts are still registered: the deletions complete through
@@ -437,5 +448,16 @@ impl NvmeDev<'_> {
         }
         self.ctrl.shutdown();
         self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+    }
+
+    /// Waits until no reset or timeout holds the reset lock; a passthrough
+    /// command waiting for its completion may keep it.
+    fn wait_for_reset(&self) {
+        loop {
+            if self.reset_lock.try_lock().is_some() || self.ctrl.interruptible_waiting() {
+                return;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
     }
 }

@@ -12,7 +12,7 @@
 //! still own memory of ours: it is disabled and its bus mastering cleared
 //! before any such memory is unmapped or freed.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use kernel::{
     device::Bound,
@@ -60,9 +60,11 @@ pub(crate) struct Ctrl<'bound> {
     /// stuck at 1; the next admin completion is lost.
     pub(crate) fake_stuck_rdy: AtomicBool,
     pub(crate) fake_lost_admin: AtomicBool,
-    /// An I/O timeout found the reset lock held: the passthrough command
-    /// holding it, if any, gives up (`admin_cmd_timeout`).
-    interrupt: AtomicBool,
+    /// The interruptible admin command waiting now (its generation; 0 for
+    /// none), the one asked to give up, and the last generation given.
+    waiting: AtomicU32,
+    interrupt: AtomicU32,
+    generation: AtomicU32,
 }
 
 /// A finished admin command.
@@ -106,7 +108,9 @@ impl<'bound> Ctrl<'bound> {
             admin_lock: KBox::pin_init(new_mutex!(0u16, "nvme_dbbuf:admin"), GFP_KERNEL)?,
             fake_stuck_rdy: AtomicBool::new(false),
             fake_lost_admin: AtomicBool::new(false),
-            interrupt: AtomicBool::new(false),
+            waiting: AtomicU32::new(0),
+            interrupt: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
         })
     }
 
@@ -237,11 +241,20 @@ impl<'bound> Ctrl<'bound> {
         self.admin_cmd_timeout(sqe, None, false)
     }
 
-    /// Makes an interruptible admin command in progress give up, as if it
-    /// had timed out: recovery from an I/O timeout must not wait for a
-    /// passthrough command's own timeout.
+    /// Makes the interruptible admin command waiting now, if any, give up
+    /// as if it had timed out: recovery from an I/O timeout, and unbind,
+    /// must not wait for a passthrough command's own timeout.  Aimed at
+    /// that command: one that starts later is not affected.
     pub(crate) fn interrupt(&self) {
-        self.interrupt.store(true, Ordering::Relaxed);
+        let g = self.waiting.load(Ordering::SeqCst);
+        if g != 0 {
+            self.interrupt.store(g, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether an interruptible admin command is waiting now.
+    pub(crate) fn interruptible_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) != 0
     }
 
     /// Like [`Self::admin_cmd`], giving up after `timeout_ms` (default 60 s),
@@ -253,10 +266,23 @@ impl<'bound> Ctrl<'bound> {
         interruptible: bool,
     ) -> Result<AdminResult> {
         let mut cid = self.admin_lock.lock();
-        if interruptible {
-            // Meant for an earlier command, or for none.
-            self.interrupt.store(false, Ordering::Relaxed);
-        }
+        let generation = if interruptible {
+            let g = match self
+                .generation
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1)
+            {
+                0 => self
+                    .generation
+                    .fetch_add(1, Ordering::Relaxed)
+                    .wrapping_add(1),
+                g => g,
+            };
+            self.waiting.store(g, Ordering::SeqCst);
+            g
+        } else {
+            0
+        };
         let my = *cid;
         *cid = cid.wrapping_add(1);
         // Whatever an earlier, timed-out command left there is not ours.
@@ -288,7 +314,11 @@ impl<'bound> Ctrl<'bound> {
                 });
                 match done {
                     Some(d) => Ok(Some(d)),
-                    None if interruptible && self.interrupt.load(Ordering::Relaxed) => Err(EINTR),
+                    None if generation != 0
+                        && self.interrupt.load(Ordering::SeqCst) == generation =>
+                    {
+                        Err(EINTR)
+                    }
                     // Admin commands run on an enabled controller only: not
                     // ready any more means it will not answer.
                     None => match self.csts(true) {
@@ -302,6 +332,9 @@ impl<'bound> Ctrl<'bound> {
             Delta::from_micros(50),
             Delta::from_millis(timeout_ms.unwrap_or(ADMIN_TIMEOUT_MS)),
         );
+        if generation != 0 {
+            self.waiting.store(0, Ordering::SeqCst);
+        }
         if stray > 0 {
             dev_warn!(
                 self.pdev,

@@ -82,13 +82,16 @@ impl Drop for Instance {
 ///
 /// [`NvmeDev::teardown`] (from `unbind`, else from `drop`) shuts the
 /// hardware down: disks deleted, I/O queues deleted, controller shut down.
-/// `drop` then frees the interrupts and waits for the reset work; the
-/// fields go in declaration order: what reaches the controller through a
-/// pointer (character device, debugfs, tag set) before what it reaches.
+/// It also makes debugfs and the character device let go of the
+/// controller.  `drop` then frees the interrupts, waits for the reset work
+/// and frees the tag set; the other fields go in declaration order.
 #[pin_data(PinnedDrop)]
 pub(crate) struct NvmeDev<'bound> {
     chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
-    debugfs: SetOnce<Pin<KBox<Scope<debugfs::Control>>>>,
+    /// Taken out and dropped by `teardown`, which must not hold the reset
+    /// lock then (a file's callback may be waiting for it).
+    #[pin]
+    debugfs: Mutex<Option<Pin<KBox<Scope<debugfs::Control>>>>>,
     #[pin]
     pub(crate) disks: Mutex<KVec<Disk>>,
     pub(crate) tagset: SetOnce<TagSet>,
@@ -126,7 +129,7 @@ impl<'bound> NvmeDev<'bound> {
     ) -> impl PinInit<Self, Error> + 'bound {
         try_pin_init!(&this in Self {
             chardev: SetOnce::new(),
-            debugfs: SetOnce::new(),
+            debugfs <- new_mutex!(None),
             disks <- new_mutex!(KVec::new()),
             tagset: SetOnce::new(),
             irqs: SetOnce::new(),
@@ -163,6 +166,16 @@ impl<'bound> NvmeDev<'bound> {
             .map(|q| &**q)
     }
 
+    /// Debugfs and the character device let go of the controller: their
+    /// callbacks running now end first, later ones find nothing.
+    pub(crate) fn revoke_user_access(&self) {
+        if let Some(c) = self.chardev.as_ref() {
+            c.revoke();
+        }
+        let dir = self.debugfs.lock().take();
+        drop(dir);
+    }
+
     pub(crate) fn nr_io_queues(&self) -> usize {
         self.shared.as_ref().map_or(0, |s| s.queues.len())
     }
@@ -187,9 +200,7 @@ impl<'bound> NvmeDev<'bound> {
         // is still running: it decides).
         self.state.change_from(CtrlState::New, CtrlState::Live);
         // SAFETY: the directory is a field of `self`, dropped with it.
-        if let Some(d) = unsafe { debugfs::create(self)? } {
-            self.debugfs.populate(d);
-        }
+        *self.debugfs.lock() = unsafe { debugfs::create(self)? };
         // SAFETY: the character device is a field of `self`, dropped with it.
         self.chardev
             .populate(unsafe { passthru::CharDev::new(self)? });
@@ -365,6 +376,8 @@ impl PinnedDrop for NvmeDev<'_> {
         *this.irqs = SetOnce::new();
         *this.admin_irq = SetOnce::new();
         this.reset_work.cancel_sync();
+        // Its `exit_request` callbacks read `shared`, not yet dropped.
+        *this.tagset = SetOnce::new();
         dev_info!(this.ctrl.pdev, "unbound\n");
     }
 }

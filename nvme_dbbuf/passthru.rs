@@ -22,6 +22,7 @@ use kernel::{
 use crate::cmd::Sqe;
 use crate::ctrl::ADMIN_TIMEOUT_MS;
 use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Refusal};
+use crate::prp;
 use crate::NvmeDev;
 
 /// A controller pointer an open file may use while it is set.
@@ -114,6 +115,14 @@ impl CharDev {
     }
 }
 
+impl CharDev {
+    /// Open files let go of the controller: waits for a running ioctl,
+    /// later ones get `ENODEV`.
+    pub(crate) fn revoke(&self) {
+        self.link.dev.lock().0 = None;
+    }
+}
+
 #[pinned_drop]
 impl PinnedDrop for CharDev {
     fn drop(self: Pin<&mut Self>) {
@@ -203,14 +212,18 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
         let dst = unsafe { buf.as_mut() }.get_mut(..len).ok_or(EINVAL)?;
         user().reader().read_slice(dst)?;
     }
-    if let Some(list) = &list {
-        // SAFETY: not given to the controller yet.
-        let l = unsafe { list.as_mut() };
-        for (i, e) in (0u64..).zip(l.iter_mut()) {
-            *e = abi::list_entry(base, i).to_le();
-        }
-    }
-    let (prp1, prp2) = abi::prps(base, plan.len, list.as_ref().map_or(0, |l| l.dma_address()));
+    // The PRP builder of the I/O path, for one contiguous segment.
+    let (prp1, prp2) = if plan.len == 0 {
+        (0, 0)
+    } else {
+        let (entries, list_dma): (&mut [u64], u64) = match &list {
+            // SAFETY: not given to the controller yet.
+            Some(l) => (unsafe { l.as_mut() }, l.dma_address()),
+            None => (&mut [], 0),
+        };
+        let p = prp::build([(base, plan.len)], abi::PAGE, entries, list_dma).map_err(|_| EINVAL)?;
+        (p.prp1, p.prp2)
+    };
     let mut sqe = Sqe::new(c.opcode).with_nsid(c.nsid).with_prps(prp1, prp2);
     sqe.cdw2 = [c.cdw2.to_le(), c.cdw3.to_le()];
     for (n, v) in (10..).zip(c.cdw10_15) {

@@ -188,19 +188,3 @@ pub fn plan(cmd: &PassthruCmd) -> Result<Plan, Refusal> {
 pub const fn pages(len: u32) -> u64 {
     (len as u64).div_ceil(PAGE)
 }
-
-/// PRP entries for a physically contiguous, page-aligned buffer of `len`
-/// bytes at `base`: PRP1, and PRP2 as the second page, or `list` when more
-/// than two pages are needed (its entries from [`list_entry`]).
-pub const fn prps(base: u64, len: u32, list: u64) -> (u64, u64) {
-    match pages(len) {
-        0 | 1 => (base, 0),
-        2 => (base, base + PAGE),
-        _ => (base, list),
-    }
-}
-
-/// Entry `i` of the PRP list of such a buffer: page `i + 1`.
-pub const fn list_entry(base: u64, i: u64) -> u64 {
-    base + (i + 1) * PAGE
-}

@@ -3,15 +3,17 @@
 CTRL=/sys/kernel/debug/dynamic_debug/control
 bdf=$(nvme_bdfs | head -n1)
 [ -n "$bdf" ] || fail "needs an NVMe controller"
-src=$REPO/nvme_dbbuf.rs
+# Two sites in two files: "probing" in the crate root, "CAP" in the
+# controller's bring-up.
+src=$REPO/nvme_dbbuf.rs src_cap=$REPO/nvme_dbbuf/nvme_dev.rs
 l_probe=$(grep -n 'ddbg!("probing' "$src" | cut -d: -f1)
 # A call site's line is the line of the macro's name (rustfmt may wrap it).
-l_cap=$(awk '/dev_ddbg!\(/ {l = NR} /"CAP \{/ {print l; exit}' "$src")
-[ -n "$l_probe" ] && [ -n "$l_cap" ] || fail "call sites not found in $src"
+l_cap=$(awk '/dev_ddbg!\(/ {l = NR} /"CAP \{/ {print l; exit}' "$src_cap")
+[ -n "$l_probe" ] && [ -n "$l_cap" ] || fail "call sites not found in $src and $src_cap"
 # The function each site is in, by the nearest "fn NAME" above it.
-fn_of() { head -n "$1" "$src" | grep -oE '\bfn [a-z_0-9]+' | tail -n1 | cut -d' ' -f2; }
-f_probe=$(fn_of "$l_probe")
-f_cap=$(fn_of "$l_cap")
+fn_of() { head -n "$2" "$1" | grep -oE '\bfn [a-z_0-9]+' | tail -n1 | cut -d' ' -f2; }
+f_probe=$(fn_of "$src" "$l_probe")
+f_cap=$(fn_of "$src_cap" "$l_cap")
 [ "$f_probe" != "$f_cap" ] || fail "test expects the two sites in different functions"
 
 rebind() { # unbind + bind runs probe, which reaches both call sites
@@ -38,17 +40,19 @@ lines=$(grep '\[nvme_dbbuf\]' "$CTRL")
 echo "$lines" | sed 's/^/    /'
 echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_probe \[nvme_dbbuf\]$f_probe =_ \"probing \{:\?\}(\\\\n|\\\\012)\"" ||
 	fail "probing site not listed as file:$l_probe [nvme_dbbuf]$f_probe =_ \"probing {:?}\\n\""
-echo "$lines" | grep -qE "nvme_dbbuf\.rs:$l_cap \[nvme_dbbuf\]$f_cap =_ \"CAP " || fail "CAP site not listed as file:$l_cap [nvme_dbbuf]$f_cap"
+echo "$lines" | grep -qE "nvme_dev\.rs:$l_cap \[nvme_dbbuf\]$f_cap =_ \"CAP " || fail "CAP site not listed as nvme_dev.rs:$l_cap [nvme_dbbuf]$f_cap"
 [ "$(grep -c '\[nvme_dbbuf\]' "$CTRL")" -ge 2 ] || fail "expected at least 2 sites"
 
 # 2. Each selector turns a known message on and off.
 expect 0 0 "all off by default"
 ctl "module nvme_dbbuf +p"; expect 1 1 "module +p"
 ctl "module nvme_dbbuf -p"; expect 0 0 "module -p"
-ctl "file nvme_dbbuf.rs +p"; expect 1 1 "file +p"
-ctl "file nvme_dbbuf.rs -p"; expect 0 0 "file -p"
-ctl "file nvme_dbbuf.rs line $l_cap +p"; expect 0 1 "file line $l_cap +p"
-ctl "file nvme_dbbuf.rs line $l_cap -p"; expect 0 0 "file line -p"
+ctl "file nvme_dbbuf.rs +p"; expect 1 0 "file nvme_dbbuf.rs +p"
+ctl "file nvme_dbbuf.rs -p"; expect 0 0 "file nvme_dbbuf.rs -p"
+ctl "file nvme_dev.rs +p"; expect 0 1 "file nvme_dev.rs +p"
+ctl "file nvme_dev.rs -p"; expect 0 0 "file nvme_dev.rs -p"
+ctl "file nvme_dev.rs line $l_cap +p"; expect 0 1 "file line $l_cap +p"
+ctl "file nvme_dev.rs line $l_cap -p"; expect 0 0 "file line -p"
 ctl "func $f_probe +p"; expect 1 0 "func $f_probe +p"
 ctl "func $f_probe -p"; expect 0 0 "func $f_probe -p"
 ctl "func $f_cap +p"; expect 0 1 "func $f_cap +p"
@@ -57,7 +61,7 @@ ctl 'format "CAP " +p'; expect 0 1 "format +p"
 ctl 'format "CAP " -p'; expect 0 0 "format -p"
 
 # 3. +mflt decorates the message with module, function, line and thread id.
-ctl "file nvme_dbbuf.rs line $l_cap +pmflt"
+ctl "file nvme_dev.rs line $l_cap +pmflt"
 rebind
 dmesg_since | grep -E "\[[0-9]+\] nvme_dbbuf:$f_cap:$l_cap: nvme_dbbuf $bdf: CAP 0x" ||
 	{ dmesg_since | grep CAP; fail "+mflt prefix missing"; }

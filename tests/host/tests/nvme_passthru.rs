@@ -2,6 +2,7 @@
 //! include/uapi/linux/nvme_ioctl.h, and the accept/refuse rules.
 
 use rfl_host_tests::nvme_passthru::*;
+use rfl_host_tests::nvme_prp::build;
 
 fn put(b: &mut [u8], off: usize, v: &[u8]) {
     b[off..off + v.len()].copy_from_slice(v);
@@ -189,21 +190,25 @@ fn set_features_is_checked_per_feature() {
 
 #[test]
 fn prps_cover_the_buffer_exactly() {
+    // The passthrough buffer through the I/O path's PRP builder, with the
+    // list `run()` allocates (pages - 1 entries past two pages).
     let base = 0x1_0000_0000u64;
-    let list = 0x2_0000_0000u64;
+    let list_dma = 0x2_0000_0000u64;
     for len in 1..=MAX_DATA_LEN {
         let n = pages(len);
         assert!(n * PAGE >= u64::from(len) && (n - 1) * PAGE < u64::from(len));
-        let (p1, p2) = prps(base, len, list);
-        assert_eq!(p1, base);
+        let mut list = vec![0u64; if n > 2 { (n - 1) as usize } else { 0 }];
+        let p = build([(base, len)], PAGE, &mut list, list_dma).expect("describable");
+        assert_eq!(p.prp1, base);
         // Walk the pages the controller would touch: PRP1, then PRP2 or the list.
-        let mut touched = vec![p1];
+        let mut touched = vec![p.prp1];
         match n {
-            1 => assert_eq!(p2, 0),
-            2 => touched.push(p2),
+            1 => assert_eq!(p.prp2, 0),
+            2 => touched.push(p.prp2),
             _ => {
-                assert_eq!(p2, list);
-                touched.extend((0..n - 1).map(|i| list_entry(base, i)));
+                assert_eq!(p.prp2, list_dma);
+                assert_eq!(p.list_len, list.len(), "len {len}: the whole list, no more");
+                touched.extend(list.iter().map(|e| u64::from_le(*e)));
                 // One list page always suffices.
                 assert!((n - 1) * 8 <= PAGE);
             }
