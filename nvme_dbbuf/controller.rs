@@ -289,10 +289,11 @@ impl<'bound> NvmeDev<'bound> {
         TimeoutAction::Done
     }
 
-    /// A timeout's reset; if unbind began meanwhile (the reset is refused),
+    /// A timeout's reset (I/O, or a passthrough command's, which stopped
+    /// the controller); if unbind began meanwhile (the reset is refused),
     /// what is in flight fails instead, so the request is handed back
-    /// either way.
-    fn reset_or_fail(&self) {
+    /// either way.  Called with the reset lock held.
+    pub(crate) fn reset_or_fail(&self) {
         if self.reset_locked(None) == Err(EBUSY) && !self.state.get().takes_commands() {
             self.fail_all_locked();
         }
@@ -427,15 +428,25 @@ impl NvmeDev<'_> {
         }
         // del_gendisk flushes and waits for outstanding I/O.
         drop(core::mem::take(&mut *self.disks.lock()));
-        self.ctrl.interrupt();
+        // A passthrough command still waiting: shut down first (CC.SHN, as
+        // in-tree before it cancels what is left), then interrupt it.
+        if self.ctrl.interruptible_waiting() {
+            self.ctrl.shutdown();
+            self.ctrl.interrupt();
+        }
         drop(self.reset_lock.lock());
         self.revoke_user_access();
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        // An interrupted passthrough command stopped the controller: no
-        // queue to delete, nothing to shut down.
+        // Stopped by an interrupted passthrough command, or failed since
+        // the check above: no queue to delete, nothing to shut down, but
+        // make sure it no longer reaches our memory.
         if self.ctrl.down().is_some() {
+            if self.ctrl.disable().is_ok() {
+                // (A failed disable has cut it already.)
+                self.ctrl.stop_dma();
+            }
             self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
             return;
         }

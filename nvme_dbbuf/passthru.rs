@@ -195,7 +195,10 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     let len = plan.len as usize;
     let pages = abi::pages(plan.len) as usize;
     let user = || UserSlice::new(UserPtr::from_addr(c.addr as usize), len);
-    let buf = Coherent::<u8>::zeroed_slice(pdev, (pages * abi::PAGE as usize).max(1), GFP_KERNEL)?;
+    // At least one page: PRP1 names it even without data, so a command
+    // that transfers anyway (Identify with no buffer) writes there, not to
+    // bus address 0.
+    let buf = Coherent::<u8>::zeroed_slice(pdev, pages.max(1) * abi::PAGE as usize, GFP_KERNEL)?;
     // Past two pages PRP2 points to a list of the pages after the first.
     let list = if pages > 2 {
         Some(Coherent::<u64>::zeroed_slice(pdev, pages - 1, GFP_KERNEL)?)
@@ -214,7 +217,7 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     }
     // The PRP builder of the I/O path, for one contiguous segment.
     let (prp1, prp2) = if plan.len == 0 {
-        (0, 0)
+        (base, 0)
     } else {
         let (entries, list_dma): (&mut [u64], u64) = match &list {
             // SAFETY: not given to the controller yet.
@@ -247,7 +250,7 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
                 // controller stopped (`admin_cmd`): bring it back before
                 // anyone else waits on it.  `buf` is freed only after that
                 // stop.
-                let _ = dev.reset_locked(None);
+                dev.reset_or_fail();
                 return Err(e);
             }
         }
