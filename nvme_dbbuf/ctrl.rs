@@ -267,17 +267,12 @@ impl<'bound> Ctrl<'bound> {
     ) -> Result<AdminResult> {
         let mut cid = self.admin_lock.lock();
         let generation = if interruptible {
-            let g = match self
+            // Never 0, which means "none".
+            let g = self
                 .generation
                 .fetch_add(1, Ordering::Relaxed)
                 .wrapping_add(1)
-            {
-                0 => self
-                    .generation
-                    .fetch_add(1, Ordering::Relaxed)
-                    .wrapping_add(1),
-                g => g,
-            };
+                .max(1);
             self.waiting.store(g, Ordering::SeqCst);
             g
         } else {

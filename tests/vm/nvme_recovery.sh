@@ -19,13 +19,14 @@ bdf=$(nvme_bdfs | head -n1)
 fi_dir=/sys/kernel/debug/fail_io_timeout
 [ -d $fi_dir ] || fail "no $fi_dir (CONFIG_FAIL_IO_TIMEOUT)"
 resets() { sed -n 's/.*resets \([0-9]*\).*/\1/p' "$ctl/summary"; }
-# fault_on DISK: every completion on DISK is lost (times=-1).
+# fault_on DISK [TIMES]: the next TIMES completions on DISK are lost
+# (default -1: every one).
 fault_on() {
 	echo 2000 >"/sys/block/${1#/dev/}/queue/io_timeout"
 	echo 1 >"/sys/block/${1#/dev/}/io-timeout-fail"
 	echo 100 >$fi_dir/probability
 	echo 0 >$fi_dir/interval
-	echo -1 >$fi_dir/times
+	echo "${2:--1}" >$fi_dir/times
 	echo 0 >$fi_dir/verbose
 }
 fault_off() {
@@ -37,6 +38,12 @@ timed_read() {
 	local t0=$SECONDS rc=0
 	dd if="$1" of=/dev/null bs=4k count=1 skip=$((RANDOM + 1000)) iflag=direct status=none 2>/tmp/dd.err || rc=$?
 	echo "$rc $((SECONDS - t0))"
+}
+# lost_identify TIMEOUT_MS OUT: Identify through the passthrough with the
+# next admin completion lost; nvme-cli's output goes to OUT.
+lost_identify() {
+	echo lost_admin >"$ctl/inject"
+	nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout="$1" >"$2" 2>&1
 }
 verify_job() { # DISK NAME MiB: fio write+verify, fails the test on error
 	fio --name="$2" --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
@@ -130,10 +137,8 @@ grep -q "controller reset done" <<<"$d" || fail "no recovery after the stuck dis
 # before the buffer is freed; a reset brings it back.
 cdev=${dev%n1}
 mark lost_admin
-echo lost_admin >"$ctl/inject"
 t0=$SECONDS
-nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout=2000 \
-	>/tmp/pt.out 2>&1 && fail "the passthrough succeeded although its completion was lost"
+lost_identify 2000 /tmp/pt.out && fail "the passthrough succeeded although its completion was lost"
 t=$((SECONDS - t0))
 d=$(dmesg_since)
 grep -E "lost|failed to complete|bus mastering|reset done" <<<"$d" | sed 's/^\[[ 0-9.]*\] /  /'
@@ -154,17 +159,11 @@ verify_job "$dev" after-admin 4
 # for a cancelled passthrough), whose reset takes the request back, and
 # the read completes.
 mark interrupt
-echo 2000 >"/sys/block/${dev#/dev/}/queue/io_timeout"
-echo lost_admin >"$ctl/inject"
 t0=$SECONDS
-nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout=30000 \
-	>/tmp/pt2.out 2>&1 &
+lost_identify 30000 /tmp/pt2.out &
 pt=$!
 sleep 1
-echo 1 >"/sys/block/${dev#/dev/}/io-timeout-fail"
-echo 100 >$fi_dir/probability
-echo 0 >$fi_dir/interval
-echo 1 >$fi_dir/times
+fault_on "$dev" 1
 read -r rc t <<<"$(timed_read "$dev")"
 fault_off "$dev"
 wait $pt && fail "the passthrough succeeded although its completion was lost"
@@ -181,9 +180,7 @@ nvme id-ctrl "$cdev" >/dev/null || fail "identify after the interrupted passthro
 # --- 4c. unbind while a passthrough command waits on a lost completion
 # (timeout_ms 30000): the command is interrupted, unbind takes seconds.
 mark unbind_passthru
-echo lost_admin >"$ctl/inject"
-nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout=30000 \
-	>/tmp/pt3.out 2>&1 &
+lost_identify 30000 /tmp/pt3.out &
 pt=$!
 sleep 1
 t0=$SECONDS
