@@ -39,6 +39,8 @@ mod eventidx;
 mod identify;
 #[path = "nvme_dbbuf/irq.rs"]
 mod irq;
+#[path = "nvme_dbbuf/lease.rs"]
+mod lease;
 #[path = "nvme_dbbuf/namespace.rs"]
 mod namespace;
 #[path = "nvme_dbbuf/nvme_dev.rs"]

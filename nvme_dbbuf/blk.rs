@@ -11,8 +11,10 @@
 //! queues exist, and everything here is torn down before they go.
 
 use core::{
+    cell::UnsafeCell,
     ffi::c_void,
-    sync::atomic::{fence, AtomicU32, Ordering},
+    marker::PhantomData,
+    sync::atomic::{fence, AtomicBool, AtomicU16, AtomicU32, AtomicU8, Ordering},
 };
 
 use kernel::{bindings, prelude::*, static_lock_class};
@@ -61,26 +63,51 @@ pub(crate) fn dev_raw(
 }
 
 /// Per-request driver data (blk-mq PDU), set up in `init_request`.
+///
+/// What the timeout handler, a stale completion entry or a reset may touch
+/// while another path owns the request is atomic; the rest is the owner's
+/// alone ([`Iod::owned`]).
 #[repr(C)]
 struct Iod {
+    owned: UnsafeCell<Owned>,
+    /// Generation in the command id's top 4 bits: a completion for an
+    /// earlier use of the same tag is recognised as stale.
+    generation: AtomicU8,
+    status: AtomicU16,
+    /// An Abort was sent for this use of the request (first timeout).
+    abort_sent: AtomicBool,
+    /// Cancelled by a controller reset: retried (requeued) or failed, as
+    /// `cmd::disposition` decides.
+    cancelled: AtomicBool,
+    /// This request's PRP list page (coherent), fixed from `init_request`
+    /// to `exit_request`.
+    prp_list: *mut u64,
+    prp_dma: bindings::dma_addr_t,
+}
+
+/// The part of an [`Iod`] only the request's owner uses.
+struct Owned {
     sg: [bindings::scatterlist; MAX_SEGS],
     /// How the data is mapped, for the unmap.
     map: DataMap,
     write: bool,
-    /// Generation in the command id's top 4 bits: a completion for an
-    /// earlier use of the same tag is recognised as stale.
-    generation: u8,
-    status: u16,
-    /// An Abort was sent for this use of the request (first timeout).
-    abort_sent: bool,
-    /// Cancelled by a controller reset: retried (requeued) or failed, as
-    /// `cmd::disposition` decides.
-    cancelled: bool,
     /// Times this request was requeued after a failure or a reset; kept
     /// across requeues (`RQF_DONTPREP`), zeroed for each new request.
     retries: u8,
-    prp_list: *mut u64,
-    prp_dma: bindings::dma_addr_t,
+}
+
+impl Iod {
+    /// The owner's part.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request (`queue_rq` until it starts it, then
+    /// the one `complete`) and holds no other reference to this part.
+    #[expect(clippy::mut_from_ref)]
+    unsafe fn owned(&self) -> &mut Owned {
+        // SAFETY: one owner at a time (caller guarantee).
+        unsafe { &mut *self.owned.get() }
+    }
 }
 
 /// How a request's data is DMA-mapped.
@@ -97,7 +124,8 @@ enum DataMap {
 /// What the tag set's callbacks share, a field of the controller (which is
 /// `set->driver_data`).
 pub(crate) struct BlkShared<'bound> {
-    pub(crate) dev: *mut bindings::device,
+    /// The DMA device: the PRP list pages are allocated on it.
+    pub(crate) dev: &'bound kernel::device::Device<kernel::device::Bound>,
     pub(crate) queues: KVec<Pin<KBox<Queue<'bound>>>>,
     /// Interrupt vector of the first I/O queue (vector 0 is the admin
     /// queue's when there are more).
@@ -106,18 +134,17 @@ pub(crate) struct BlkShared<'bound> {
     pub(crate) timeout_jiffies: u32,
 }
 
-// SAFETY: `dev` is a device reference held for the lifetime of the driver
-// data; the queues are `Sync`.
-unsafe impl Send for BlkShared<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for BlkShared<'_> {}
-
 /// Per-namespace data: `request_queue->queuedata`.
+///
+/// # Invariants
+///
+/// `dev` is the bound device the disk hangs off, alive as long as the disk
+/// (its [`Disk`] borrows it).
 pub(crate) struct Ns {
-    pub(crate) dev: *mut bindings::device,
-    pub(crate) nsid: u32,
+    dev: *mut bindings::device,
+    nsid: u32,
     /// log2 of the logical block size.
-    pub(crate) lba_shift: u8,
+    lba_shift: u8,
 }
 
 /// A blk-mq tag set, freed on drop.
@@ -226,15 +253,16 @@ pub(crate) struct Limits {
 ///
 /// `disk` was added with `device_add_disk`; `ns` came from `KBox::into_raw`
 /// and is the disk's queuedata.
-pub(crate) struct Disk {
+pub(crate) struct Disk<'bound> {
     disk: *mut bindings::gendisk,
     ns: *mut Ns,
+    _dev: PhantomData<&'bound kernel::device::Device<kernel::device::Bound>>,
 }
 
 // SAFETY: a handle to a C object with its own locking.
-unsafe impl Send for Disk {}
+unsafe impl Send for Disk<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for Disk {}
+unsafe impl Sync for Disk<'_> {}
 
 /// No callbacks; `owner` pins the module while a disk is open, so rmmod
 /// cannot free this table (and the code behind the disk) under an open file.
@@ -244,16 +272,27 @@ const FOPS: bindings::block_device_operations = bindings::block_device_operation
     ..unsafe { core::mem::zeroed() }
 };
 
-impl Disk {
-    /// Allocates and adds the disk `name` for `ns`, `sectors` long.
-    pub(crate) fn new(
+impl<'bound> Disk<'bound> {
+    /// Allocates and adds the disk `name` of namespace `nsid` (logical
+    /// blocks of 2^`lba_shift` bytes) under `parent`, `sectors` long.
+    ///
+    /// # Safety
+    ///
+    /// The disk must be dropped before `set` (it does I/O through it).
+    pub(crate) unsafe fn new(
         set: &TagSet,
-        parent: *mut bindings::device,
-        ns: Ns,
+        parent: &'bound kernel::device::Device<kernel::device::Bound>,
+        (nsid, lba_shift): (u32, u8),
         lim: &Limits,
         name: &[u8],
         sectors: u64,
     ) -> Result<Self> {
+        let parent = dev_raw(parent);
+        let ns = Ns {
+            dev: parent,
+            nsid,
+            lba_shift,
+        };
         // SAFETY: all-zero limits mean "block layer defaults".
         let mut l: bindings::queue_limits = unsafe { core::mem::zeroed() };
         l.logical_block_size = lim.block_size;
@@ -311,11 +350,15 @@ impl Disk {
             drop(unsafe { KBox::from_raw(ns) });
             return Err(Error::from_errno(ret));
         }
-        Ok(Self { disk, ns })
+        Ok(Self {
+            disk,
+            ns,
+            _dev: PhantomData,
+        })
     }
 }
 
-impl Drop for Disk {
+impl Drop for Disk<'_> {
     fn drop(&mut self) {
         // SAFETY: added in `new` (invariant).  del_gendisk waits for
         // outstanding I/O, which still completes: interrupts are freed later.
@@ -331,10 +374,10 @@ impl Drop for Disk {
 /// # Safety
 ///
 /// `rq` is a request of a tag set built by [`TagSet::new`].
-unsafe fn iod<'a>(rq: *mut bindings::request) -> &'a mut Iod {
+unsafe fn iod<'a>(rq: *mut bindings::request) -> &'a Iod {
     // SAFETY: the PDU of our requests is an `Iod` (cmd_size), initialised in
-    // `init_request`; blk-mq gives each request to one path at a time.
-    unsafe { &mut *bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>() }
+    // `init_request`; shared: the concurrently used fields are atomic.
+    unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>() }
 }
 
 fn dma_dir(write: bool) -> bindings::dma_data_direction {
@@ -355,25 +398,19 @@ unsafe fn build_rw(
     rq: *mut bindings::request,
     write: bool,
 ) -> Result<Sqe, bindings::blk_status_t> {
-    // SAFETY: caller guarantee.
-    let (iod, sector, bytes, nsegs) = unsafe {
+    // SAFETY: caller guarantee: `queue_rq` owns the request.
+    let (iod, owned, sector, bytes, nsegs) = unsafe {
+        let iod = iod(rq);
         (
-            iod(rq),
+            iod,
+            iod.owned(),
             (*rq).__sector,
             (*rq).__data_len,
             (*rq).nr_phys_segments,
         )
     };
-    let blocks = bytes >> ns.lba_shift;
-    if blocks == 0
-        || blocks > u32::from(u16::MAX)
-        || u64::from(bytes) > MAX_TRANSFER
-        || nsegs == 0
-        || usize::from(nsegs) > MAX_SEGS
-    {
-        return Err(BLK_STS_IOERR);
-    }
-    iod.write = write;
+    let blocks = rw_blocks(ns, bytes, nsegs).ok_or(BLK_STS_IOERR)?;
+    owned.write = write;
     let single = if nsegs == 1 {
         // SAFETY: caller guarantee; one segment of `bytes` bytes.
         unsafe { map_single(ns, rq, bytes, write)? }
@@ -383,19 +420,20 @@ unsafe fn build_rw(
     // Either the one directly mapped segment or `mapped` scatterlist entries.
     let mapped = match single {
         Some((dma, len)) => {
-            iod.map = DataMap::Single { dma, len };
+            owned.map = DataMap::Single { dma, len };
             0
         }
         None => {
             // SAFETY: caller guarantee; `nsegs` was checked above.
-            let n = unsafe { map_sg(ns, rq, iod, nsegs, write)? };
-            iod.map = DataMap::Sg { nents: n.nents };
+            let n = unsafe { map_sg(ns, rq, owned, nsegs, write)? };
+            owned.map = DataMap::Sg { nents: n.nents };
             n.mapped
         }
     };
     let segs = Iterator::chain(
         single.into_iter(),
-        iod.sg
+        owned
+            .sg
             .iter()
             .take(mapped)
             .map(|s| (s.dma_address, s.dma_length)),
@@ -403,21 +441,28 @@ unsafe fn build_rw(
     // SAFETY: `prp_list` is a page of coherent memory owned by this request.
     let list = unsafe { core::slice::from_raw_parts_mut(iod.prp_list, PRP_ENTRIES) };
     match prp::build(segs, PAGE, list, iod.prp_dma) {
-        Ok(p) => Ok(cmd::rw(
-            write,
-            ns.nsid,
-            sector >> (ns.lba_shift - 9),
-            blocks as u16,
-            false,
-        )
-        .with_prps(p.prp1, p.prp2)),
+        Ok(p) => Ok(
+            cmd::rw(write, ns.nsid, sector >> (ns.lba_shift - 9), blocks, false)
+                .with_prps(p.prp1, p.prp2),
+        ),
         Err(e) => {
             pr_err!("nvme_dbbuf: cannot describe request with PRPs: {:?}\n", e);
             // SAFETY: mapped just above with these arguments.
-            unsafe { unmap(ns, iod) };
+            unsafe { unmap(ns, owned) };
             Err(BLK_STS_IOERR)
         }
     }
+}
+
+/// Blocks of a read/write of `bytes` in `nsegs` segments, if the command
+/// and this driver's limits can carry it.
+fn rw_blocks(ns: &Ns, bytes: u32, nsegs: u16) -> Option<u16> {
+    let blocks = u16::try_from(bytes >> ns.lba_shift).ok()?;
+    (blocks != 0
+        && u64::from(bytes) <= MAX_TRANSFER
+        && nsegs != 0
+        && usize::from(nsegs) <= MAX_SEGS)
+        .then_some(blocks)
 }
 
 /// `dma_map_sg` result: entries handed in (needed again to unmap), entries
@@ -436,7 +481,7 @@ struct SgMapped {
 unsafe fn map_sg(
     ns: &Ns,
     rq: *mut bindings::request,
-    iod: &mut Iod,
+    iod: &mut Owned,
     nsegs: u16,
     write: bool,
 ) -> Result<SgMapped, bindings::blk_status_t> {
@@ -534,7 +579,7 @@ const DMA_MAPPING_ERROR: bindings::dma_addr_t = !0;
 /// # Safety
 ///
 /// `iod` was mapped by `build_rw` for `ns`'s device.
-unsafe fn unmap(ns: &Ns, iod: &mut Iod) {
+unsafe fn unmap(ns: &Ns, iod: &mut Owned) {
     let dir = dma_dir(iod.write);
     match iod.map {
         DataMap::None => {}
@@ -575,7 +620,7 @@ unsafe fn build_write_zeroes(
     let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
     let blocks = u16::try_from(blocks).map_err(|_| BLK_STS_IOERR)?;
     // SAFETY: as above; no data to map.
-    unsafe { iod(rq).map = DataMap::None };
+    unsafe { iod(rq).owned().map = DataMap::None };
     Ok(cmd::write_zeroes(ns.nsid, slba, blocks))
 }
 
@@ -593,7 +638,8 @@ unsafe fn build_discard(
     let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
     // SAFETY: as above.
     let iod = unsafe { iod(rq) };
-    iod.map = DataMap::None;
+    // SAFETY: as above: `queue_rq` owns the request.
+    unsafe { iod.owned().map = DataMap::None };
     // SAFETY: `prp_list` is a coherent page owned by this request, 8-byte
     // aligned, larger than one 16-byte range.
     unsafe {
@@ -654,27 +700,38 @@ unsafe extern "C" fn queue_rq(
             return sts;
         }
     };
-    // SAFETY: `rq` is ours.
-    let iod = unsafe { iod(rq) };
-    // SAFETY: `rq` is ours and not yet started: nothing else writes its flags.
-    unsafe {
-        if (*rq).rq_flags & RQF_DONTPREP == 0 {
-            // A new request, not a requeued one: no retries yet.
-            iod.retries = 0;
-            (*rq).rq_flags |= RQF_DONTPREP;
-        }
-    }
-    iod.generation = (iod.generation + 1) & 0xf;
-    iod.status = 0;
-    iod.abort_sent = false;
-    iod.cancelled = false;
-    let cid = (u16::from(iod.generation) << 12) | (tag as u16 & 0xfff);
+    // SAFETY: `rq` is ours, not started yet.
+    let cid = unsafe { next_use(rq, tag) };
     // The generation before the IN_FLIGHT state (paired in `complete_one`).
     fence(Ordering::Release);
     // SAFETY: `rq` is a valid request about to be issued.
     unsafe { bindings::blk_mq_start_request(rq) };
     queue.submit(&sqe.with_cid(cid), last);
     BLK_STS_OK
+}
+
+/// Readies `rq`'s PDU for its next use; returns the command id of that use.
+///
+/// # Safety
+///
+/// `queue_rq` owns `rq` (with tag `tag`) and has not started it.
+unsafe fn next_use(rq: *mut bindings::request, tag: i32) -> u16 {
+    // SAFETY: caller guarantee: `rq` is ours.
+    let iod = unsafe { iod(rq) };
+    // SAFETY: not yet started: nothing else writes its flags, and we own it.
+    unsafe {
+        if (*rq).rq_flags & RQF_DONTPREP == 0 {
+            // A new request, not a requeued one: no retries yet.
+            iod.owned().retries = 0;
+            (*rq).rq_flags |= RQF_DONTPREP;
+        }
+    }
+    let generation = iod.generation.load(Ordering::Relaxed).wrapping_add(1) & 0xf;
+    iod.generation.store(generation, Ordering::Relaxed);
+    iod.status.store(0, Ordering::Relaxed);
+    iod.abort_sent.store(false, Ordering::Relaxed);
+    iod.cancelled.store(false, Ordering::Relaxed);
+    (u16::from(generation) << 12) | (tag as u16 & 0xfff)
 }
 
 /// # Safety
@@ -700,15 +757,18 @@ unsafe extern "C" fn complete(rq: *mut bindings::request) {
             (*rq).cmd_flags,
         )
     };
+    // SAFETY: its one completion owns the request.
+    let owned = unsafe { iod.owned() };
     // SAFETY: mapped (or not: `DataMap::None`) by `build_rw`.
-    unsafe { unmap(ns, iod) };
-    let status = (!iod.cancelled).then_some(cmd::Status(iod.status));
+    unsafe { unmap(ns, owned) };
+    let status = (!iod.cancelled.load(Ordering::Relaxed))
+        .then(|| cmd::Status(iod.status.load(Ordering::Relaxed)));
     let noretry = flags & REQ_FAILFAST != 0 || queue.is_dead();
     let max = *crate::module_parameters::max_retries.value_ref();
-    if cmd::disposition(status, noretry, iod.retries, max) == cmd::Disposition::Retry {
+    if cmd::disposition(status, noretry, owned.retries, max) == cmd::Disposition::Retry {
         // Run it again; after a reset, once the queues are back (the kick
         // is held off until they are unquiesced).
-        iod.retries += 1;
+        owned.retries += 1;
         // SAFETY: `rq` is ours and was in flight.
         unsafe { bindings::blk_mq_requeue_request(rq, true) };
         return;
@@ -759,12 +819,12 @@ unsafe extern "C" fn init_hctx(
     let Some(queue) = shared.queues.get(index as usize) else {
         return EINVAL.to_errno();
     };
-    // SAFETY: `hctx` is being initialised by blk-mq for us.
+    // SAFETY: `hctx` is being initialised by blk-mq for us; its tags live
+    // as long as the tag set, freed after the queues' interrupts (the
+    // controller's field order), which are what reap completions.
     unsafe {
         (*hctx).driver_data = core::ptr::from_ref::<Queue<'_>>(queue).cast_mut().cast();
-        queue
-            .tags
-            .store((*hctx).tags, core::sync::atomic::Ordering::Release);
+        queue.set_tags((*hctx).tags);
     }
     0
 }
@@ -785,7 +845,13 @@ unsafe extern "C" fn init_request(
     let mut dma: bindings::dma_addr_t = 0;
     // SAFETY: `shared.dev` is the bound PCI device.
     let list = unsafe {
-        bindings::dma_alloc_attrs(shared.dev, PAGE as usize, &mut dma, bindings::GFP_KERNEL, 0)
+        bindings::dma_alloc_attrs(
+            dev_raw(shared.dev),
+            PAGE as usize,
+            &mut dma,
+            bindings::GFP_KERNEL,
+            0,
+        )
     };
     if list.is_null() {
         return ENOMEM.to_errno();
@@ -795,14 +861,16 @@ unsafe extern "C" fn init_request(
     // `Iod` initialises it (the scatterlist is set up per request).
     unsafe {
         pdu(rq).cast::<Iod>().write(Iod {
-            sg: core::mem::zeroed(),
-            map: DataMap::None,
-            write: false,
-            generation: 0,
-            status: 0,
-            abort_sent: false,
-            cancelled: false,
-            retries: 0,
+            owned: UnsafeCell::new(Owned {
+                sg: core::mem::zeroed(),
+                map: DataMap::None,
+                write: false,
+                retries: 0,
+            }),
+            generation: AtomicU8::new(0),
+            status: AtomicU16::new(0),
+            abort_sent: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
             prp_list: list.cast(),
             prp_dma: dma,
         })
@@ -825,7 +893,7 @@ unsafe extern "C" fn exit_request(
         };
         let iod = iod(rq);
         bindings::dma_free_attrs(
-            shared.dev,
+            dev_raw(shared.dev),
             PAGE as usize,
             iod.prp_list.cast(),
             iod.prp_dma,
@@ -844,7 +912,7 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
         let Some(shared) = shared_of((*set).driver_data) else {
             return;
         };
-        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], shared.dev, shared.irq_offset);
+        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], dev_raw(shared.dev), shared.irq_offset);
     }
 }
 
@@ -875,26 +943,24 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
         );
         return bindings::blk_eh_timer_return_BLK_EH_DONE;
     }
-    // SAFETY: `rq` is ours and in flight; its PDU is reached through raw
-    // pointers only, no `&mut Iod`: its completion may run concurrently.
-    let (pdu, generation, abort_sent, tag, qid) = unsafe {
-        let pdu = bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>();
-        (
-            pdu,
-            core::ptr::addr_of!((*pdu).generation).read_volatile(),
-            core::ptr::addr_of!((*pdu).abort_sent).read_volatile(),
-            (*rq).tag,
-            (*(*rq).mq_hctx).queue_num + 1,
-        )
-    };
+    // SAFETY: `rq` is ours and in flight; only the atomic fields of its PDU
+    // are used here: its completion may run concurrently.
+    let (iod, tag, qid) = unsafe { (iod(rq), (*rq).tag, (*(*rq).mq_hctx).queue_num + 1) };
+    let generation = iod.generation.load(Ordering::Relaxed);
+    let abort_sent = iod.abort_sent.load(Ordering::Relaxed);
     let cid = (u16::from(generation) << 12) | (tag as u16 & 0xfff);
     let qid = u16::try_from(qid).unwrap_or(u16::MAX);
     // Called before the Abort goes out: the request is still in flight at
     // this generation, and only the timeout handler writes this field
     // while it is (`queue_rq` clears it before the next use).
-    // SAFETY: as above.
-    let mark = || unsafe { core::ptr::addr_of_mut!((*pdu).abort_sent).write_volatile(true) };
-    match dev.io_timeout(qid, cid, !abort_sent, mark) {
+    let mark = || iod.abort_sent.store(true, Ordering::Relaxed);
+    // Still in flight at this generation (not taken back and sent again).
+    // SAFETY: as above: blk-mq holds a reference.
+    let still_ours = || unsafe {
+        core::ptr::read_volatile(&(*rq).state) == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
+            && iod.generation.load(Ordering::Relaxed) == generation
+    };
+    match dev.io_timeout(qid, cid, !abort_sent, still_ours, mark) {
         TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
         TimeoutAction::AbortSent | TimeoutAction::Later => {
             bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
@@ -939,7 +1005,7 @@ unsafe extern "C" fn cancel_one(rq: *mut bindings::request, data: *mut c_void) -
         // reaped (`cancel_inflight`'s precondition), so nothing else
         // completes `rq`.
         unsafe {
-            iod(rq).cancelled = true;
+            iod(rq).cancelled.store(true, Ordering::Relaxed);
             bindings::blk_mq_complete_request(rq);
             *data.cast::<u32>() += 1;
         }
@@ -1011,16 +1077,12 @@ fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
     // The state first, then the generation `queue_rq` wrote before starting
     // the request: a stale entry racing with a reissue of the tag then sees
     // either not IN_FLIGHT or the new generation, never the new state with
-    // the old generation.  No `&mut Iod` until the entry is known to be the
-    // request's, as `queue_rq` may be using it otherwise.
-    // SAFETY: `rq` is a request of our tag set (from its tags); its PDU is an
-    // `Iod`, read here without a reference.
-    let (state, current) = unsafe {
-        let state = core::ptr::read_volatile(&(*rq).state);
-        fence(Ordering::Acquire);
-        let pdu = bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>();
-        (state, core::ptr::read_volatile(&(*pdu).generation))
-    };
+    // the old generation.
+    // SAFETY: `rq` is a request of our tag set (from its tags); only the
+    // atomic fields of its PDU are used here.
+    let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
+    fence(Ordering::Acquire);
+    let current = iod.generation.load(Ordering::Relaxed);
     if current != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
         pr_err!(
             "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
@@ -1030,10 +1092,9 @@ fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
         queue.bad_completion();
         return false;
     }
-    // SAFETY: in flight at this entry's generation: the request is ours to
-    // complete, and nothing else uses its PDU until it is.
-    let iod = unsafe { iod(rq) };
-    iod.status = cqe.status().0;
+    // In flight at this entry's generation: the request is ours to
+    // complete.
+    iod.status.store(cqe.status().0, Ordering::Relaxed);
     // SAFETY: `rq` is ours, so is its queue.
     if unsafe { should_fake_timeout((*rq).q) } {
         return false;

@@ -218,18 +218,41 @@ impl<'bound> NvmeDev<'bound> {
         qid: u16,
         cid: u16,
         first: bool,
+        still_ours: impl Fn() -> bool,
         mark_abort: impl FnOnce(),
     ) -> TimeoutAction {
-        let pdev = self.ctrl.pdev;
         // A reset, a passthrough command or another timeout holds the
         // controller: wait another period (a reset takes this request
         // back), cutting a passthrough command short, whose reset does.
         // Holding the lock also keeps a reset from re-enabling the
         // controller under an Abort still waiting for its completion.
-        let Some(_guard) = self.reset_lock.try_lock() else {
-            self.ctrl.interrupt();
-            return TimeoutAction::Later;
+        let _guard = match self.reset_lock.try_lock() {
+            Some(g) => g,
+            None => {
+                self.ctrl.interrupt();
+                // Unless it was let go meanwhile.
+                match self.reset_lock.try_lock() {
+                    Some(g) => g,
+                    None => return TimeoutAction::Later,
+                }
+            }
         };
+        // A reset that held the lock took the request back (it may be in
+        // flight again, at another generation).
+        if !still_ours() {
+            return TimeoutAction::Later;
+        }
+        self.io_timeout_locked(qid, cid, first, mark_abort)
+    }
+
+    fn io_timeout_locked(
+        &self,
+        qid: u16,
+        cid: u16,
+        first: bool,
+        mark_abort: impl FnOnce(),
+    ) -> TimeoutAction {
+        let pdev = self.ctrl.pdev;
         // Being unbound, or dead after a failed reset: nothing will complete
         // it, and nothing may reset the controller now; fail what is left.
         if !self.state.get().takes_commands() {
@@ -459,6 +482,9 @@ impl NvmeDev<'_> {
         }
         self.ctrl.shutdown();
         self.ctrl.admin.set_paths(DbPath::Mmio, DbPath::Mmio);
+        // As `pci_disable_device` does at the in-tree driver's remove:
+        // whatever the shutdown left, nothing of ours is reachable by DMA.
+        pci_ext::clear_master(self.ctrl.pdev);
     }
 
     /// Waits until no reset or timeout holds the reset lock; a passthrough

@@ -65,6 +65,23 @@ pub(crate) struct Ctrl<'bound> {
     waiting: AtomicU32,
     interrupt: AtomicU32,
     generation: AtomicU32,
+    /// Passthrough commands under way ([`Ctrl::passthrough`]).
+    passthrough: AtomicU32,
+    /// An I/O timeout found the reset lock held while a passthrough command
+    /// was under way, perhaps not waiting yet: that command gives up before
+    /// it starts, or resets after it completes, rather than leave the
+    /// timed-out request for another timeout period.
+    recovery_wanted: AtomicBool,
+}
+
+/// A passthrough command under way, from before it takes the reset lock
+/// until it has let go of it.
+pub(crate) struct Passthrough<'a>(&'a AtomicU32);
+
+impl Drop for Passthrough<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A finished admin command.
@@ -93,6 +110,11 @@ impl<'bound> Ctrl<'bound> {
         }
         let dstrd: u8 = cap.dstrd().into();
         let max_entries = spec::max_queue_entries(cap.mqes().into());
+        // A one-entry ring is always full (CAP.MQES 0 is reserved).
+        if max_entries < 2 {
+            dev_err!(pdev, "CAP.MQES {} is invalid\n", max_entries);
+            return Err(ENODEV);
+        }
         let depth = ADMIN_DEPTH.min(u16::try_from(max_entries).unwrap_or(u16::MAX));
         let bar = Arc::new(bar, GFP_KERNEL)?;
         let db = Doorbells::new(&bar, 0, dstrd)?;
@@ -111,6 +133,8 @@ impl<'bound> Ctrl<'bound> {
             waiting: AtomicU32::new(0),
             interrupt: AtomicU32::new(0),
             generation: AtomicU32::new(0),
+            passthrough: AtomicU32::new(0),
+            recovery_wanted: AtomicBool::new(false),
         })
     }
 
@@ -246,10 +270,31 @@ impl<'bound> Ctrl<'bound> {
     /// must not wait for a passthrough command's own timeout.  Aimed at
     /// that command: one that starts later is not affected.
     pub(crate) fn interrupt(&self) {
+        if self.passthrough.load(Ordering::SeqCst) != 0 {
+            self.recovery_wanted.store(true, Ordering::SeqCst);
+        }
         let g = self.waiting.load(Ordering::SeqCst);
         if g != 0 {
             self.interrupt.store(g, Ordering::SeqCst);
         }
+    }
+
+    /// Marks a passthrough command under way until the value is dropped.
+    pub(crate) fn passthrough(&self) -> Passthrough<'_> {
+        self.passthrough.fetch_add(1, Ordering::SeqCst);
+        Passthrough(&self.passthrough)
+    }
+
+    /// Whether an [`Self::interrupt`] came for a passthrough command that
+    /// was not waiting; clears it.
+    pub(crate) fn take_recovery_wanted(&self) -> bool {
+        self.recovery_wanted.swap(false, Ordering::SeqCst)
+    }
+
+    /// A passthrough command got the reset lock: what an I/O timeout wanted
+    /// before was for the holder before it.
+    pub(crate) fn passthrough_locked(&self) {
+        self.recovery_wanted.store(false, Ordering::SeqCst);
     }
 
     /// Whether an interruptible admin command is waiting now.
@@ -274,6 +319,17 @@ impl<'bound> Ctrl<'bound> {
                 .wrapping_add(1)
                 .max(1);
             self.waiting.store(g, Ordering::SeqCst);
+            // Interrupted before it began waiting (paired with `interrupt`:
+            // it either sees `waiting` or we see the flag).
+            if self.take_recovery_wanted() {
+                self.waiting.store(0, Ordering::SeqCst);
+                dev_warn!(
+                    self.pdev,
+                    "admin command {:#04x} not sent: an I/O timeout waits for recovery\n",
+                    sqe.opcode()
+                );
+                return Err(EINTR);
+            }
             g
         } else {
             0

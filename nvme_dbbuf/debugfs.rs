@@ -20,7 +20,6 @@
 
 use core::{
     fmt,
-    ptr::NonNull,
     sync::atomic::{AtomicPtr, Ordering},
 };
 
@@ -31,6 +30,8 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+use crate::lease::Lease;
+use crate::nvme_dev::DevLt;
 use crate::queue::Inject;
 use crate::NvmeDev;
 
@@ -51,40 +52,17 @@ pub(crate) fn clear_root() {
     ROOT.store(core::ptr::null_mut(), Ordering::Release);
 }
 
-/// What each file of a controller's directory reaches.
-///
-/// # Invariants
-///
-/// `dev` points to the controller whose field the directory is: it
-/// outlives the directory, and removing a debugfs file waits for its
-/// running callbacks.  The lifetime is erased because the 7.3 debugfs file
-/// API takes `'static` data only (`read_write_callback_file<T: 'static>`);
-/// the scope being a field of the controller is what bounds it.
-pub(crate) struct Control {
-    dev: NonNull<NvmeDev<'static>>,
-}
-
-// SAFETY: `NvmeDev` is only used through `&` here, and every part of it
-// reachable through `&` is `Sync` (locks, atomics, C objects with their own
-// locking).
-unsafe impl Send for Control {}
-// SAFETY: as above.
-unsafe impl Sync for Control {}
-
-impl Control {
-    fn dev(&self) -> &NvmeDev<'static> {
-        // SAFETY: valid for as long as `self` is reachable (type invariant).
-        unsafe { self.dev.as_ref() }
-    }
-}
+/// What each file of a controller's directory reaches: the controller, lent
+/// to the directory, which is a field of it.  Removing a debugfs file waits
+/// for its running callbacks, so the directory is gone before the loan ends.
+pub(crate) type Control = Lease<DevLt>;
 
 /// Creates the directory of controller `instance`, or `None` without debugfs.
 ///
 /// # Safety
 ///
 /// `dev` must stay at its address and alive until the returned scope is
-/// dropped (its files reach it through a pointer): the scope is to be a
-/// field of `dev`.
+/// dropped (its files reach it): the scope is to be a field of `dev`.
 pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
     let root = ROOT.load(Ordering::Acquire);
     if root.is_null() {
@@ -94,11 +72,11 @@ pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<C
     // only after it is unregistered (`set_root`).
     let root = unsafe { &*root };
     let name = CString::try_from_fmt(fmt!("rnvme{}", dev.instance()))?;
-    let ctl = Control {
-        dev: NonNull::from(dev).cast(),
-    };
+    // SAFETY: the scope, which owns the lease, is dropped before `dev`
+    // (this function's contract); dropping it drops the lease.
+    let lease = unsafe { Lease::new(dev) };
     let scope = KBox::pin_init(
-        root.scope(ctl, &name, |ctl, dir| {
+        root.scope(lease, &name, |ctl, dir| {
             dir.read_write_callback_file(c"dbbuf", ctl, &dbbuf_show, &dbbuf_store);
             dir.write_only_callback_file(c"reset", ctl, &reset_store);
             dir.read_write_callback_file(c"stats", ctl, &stats_show, &stats_clear);
@@ -118,8 +96,19 @@ fn read_word<'a>(r: &mut UserSliceReader, buf: &'a mut [u8; 16]) -> Result<&'a [
     Ok(dst.trim_ascii())
 }
 
+/// A show callback finding the controller gone prints nothing.
+fn show(
+    ctl: &Control,
+    f: &mut fmt::Formatter<'_>,
+    g: impl for<'a> FnOnce(&NvmeDev<'a>, &mut fmt::Formatter<'_>) -> fmt::Result,
+) -> fmt::Result {
+    ctl.with(|dev| g(dev, f)).unwrap_or(Ok(()))
+}
+
 fn dbbuf_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", if ctl.dev().dbbuf_on() { "on" } else { "off" })
+    show(ctl, f, |dev, f| {
+        writeln!(f, "{}", if dev.dbbuf_on() { "on" } else { "off" })
+    })
 }
 
 fn dbbuf_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
@@ -129,52 +118,61 @@ fn dbbuf_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
         b"0" | b"off" | b"n" => false,
         _ => return Err(EINVAL),
     };
-    ctl.dev().reset(Some(on))
+    ctl.with(|dev| dev.reset(Some(on)))?
 }
 
 fn reset_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     read_word(r, &mut buf)?;
-    ctl.dev().reset(None)
+    ctl.with(|dev| dev.reset(None))?
 }
 
 fn inject_store(ctl: &Control, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
-    match read_word(r, &mut buf)? {
-        b"bad_cid" => ctl.dev().inject(Inject::BadCid),
-        b"dup_cid" => ctl.dev().inject(Inject::DupCid),
-        b"lost_irq" => ctl.dev().inject(Inject::LostIrq),
-        b"none" => ctl.dev().inject(Inject::None),
-        b"stuck_rdy" => ctl.dev().inject_stuck_rdy(),
-        b"lost_admin" => ctl.dev().inject_lost_admin(),
-        _ => return Err(EINVAL),
-    }
-    Ok(())
+    let word = read_word(r, &mut buf)?;
+    ctl.with(|dev| {
+        match word {
+            b"bad_cid" => dev.inject(Inject::BadCid),
+            b"dup_cid" => dev.inject(Inject::DupCid),
+            b"lost_irq" => dev.inject(Inject::LostIrq),
+            b"none" => dev.inject(Inject::None),
+            b"stuck_rdy" => dev.inject_stuck_rdy(),
+            b"lost_admin" => dev.inject_lost_admin(),
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    })?
 }
 
 fn stats_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(
-        f,
-        "qid submitted reaped sq_mmio cq_mmio sq_shadow_only cq_shadow_only"
-    )?;
-    for q in ctl.dev().io_queues() {
-        let [a, b, c, d, e, g] = q.stats.snapshot();
-        writeln!(f, "{} {} {} {} {} {} {}", q.qid, a, b, c, d, e, g)?;
-    }
-    Ok(())
+    show(ctl, f, |dev, f| {
+        writeln!(
+            f,
+            "qid submitted reaped sq_mmio cq_mmio sq_shadow_only cq_shadow_only"
+        )?;
+        for q in dev.io_queues() {
+            let [a, b, c, d, e, g] = q.stats.snapshot();
+            writeln!(f, "{} {} {} {} {} {} {}", q.qid, a, b, c, d, e, g)?;
+        }
+        Ok(())
+    })
 }
 
 fn stats_clear(ctl: &Control, r: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 16];
     read_word(r, &mut buf)?;
-    for q in ctl.dev().io_queues() {
-        q.stats.clear();
-    }
-    Ok(())
+    ctl.with(|dev| {
+        for q in dev.io_queues() {
+            q.stats.clear();
+        }
+    })
 }
 
 fn summary_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let dev = ctl.dev();
+    show(ctl, f, summary)
+}
+
+fn summary(dev: &NvmeDev<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let mut t = [0u64; 6];
     let mut n = 0;
     for q in dev.io_queues() {

@@ -174,12 +174,16 @@ impl IdNs {
         }
     }
 
-    /// Capacity in 512-byte sectors.
+    /// Capacity in 512-byte sectors; 0 when it does not fit in 64 bits.
     pub const fn capacity_sectors(&self) -> u64 {
-        if self.lbads >= 9 {
-            self.nsze << (self.lbads - 9)
-        } else {
+        if self.lbads < 9 || self.lbads - 9 >= 64 {
+            return 0;
+        }
+        let shift = (self.lbads - 9) as u32;
+        if self.nsze.leading_zeros() < shift {
             0
+        } else {
+            self.nsze << shift
         }
     }
 }

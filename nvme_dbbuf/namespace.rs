@@ -6,7 +6,7 @@
 
 use kernel::{dma::Coherent, prelude::*, str::BStr};
 
-use crate::blk::{self, Disk, Limits, Ns};
+use crate::blk::{Disk, Limits};
 use crate::cmd;
 use crate::identify::{IdNs, IDENTIFY_SIZE};
 use crate::NvmeDev;
@@ -52,24 +52,18 @@ impl NvmeDev<'_> {
             let mut w = kernel::str::Formatter::new(&mut name);
             core::fmt::Write::write_fmt(&mut w, format_args!("rnvme{}n{}", self.instance(), nsid))?;
             let name = name.get(..w.bytes_written()).ok_or(EINVAL)?;
-            let disk = Disk::new(
-                tagset,
-                blk::dev_raw(pdev.as_ref()),
-                Ns {
-                    dev: blk::dev_raw(pdev.as_ref()),
-                    nsid,
-                    lba_shift: ns.lbads,
-                },
-                &Limits {
-                    block_size: bs,
-                    max_transfer: plan.max_transfer,
-                    write_cache: plan.write_cache,
-                    write_zeroes: plan.write_zeroes,
-                    discard: plan.discard,
-                },
-                name,
-                ns.capacity_sectors(),
-            )?;
+            let lim = Limits {
+                block_size: bs,
+                max_transfer: plan.max_transfer,
+                write_cache: plan.write_cache,
+                write_zeroes: plan.write_zeroes,
+                discard: plan.discard,
+            };
+            let (set, sectors) = (tagset, ns.capacity_sectors());
+            // SAFETY: the disk goes into `self.disks`, deleted by teardown
+            // and dropped, by field order, before `self.tagset`.
+            let disk =
+                unsafe { Disk::new(set, pdev.as_ref(), (nsid, ns.lbads), &lim, name, sectors) }?;
             dev_info!(
                 pdev,
                 "{}: {} sectors of 512 B, block size {}, max transfer {} KiB\n",

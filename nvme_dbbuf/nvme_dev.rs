@@ -22,6 +22,7 @@ use kernel::{
     prelude::*,
     str::BStr,
     sync::{Arc, Mutex, SetOnce},
+    types::ForLt,
 };
 
 use crate::blk::{self, BlkShared, Disk, TagSet};
@@ -32,12 +33,14 @@ use crate::identify::{self, IdCtrl, IDENTIFY_SIZE};
 use crate::irq::{AdminCompleter, IrqVectors, QueueIrq};
 use crate::namespace::DiskPlan;
 use crate::queue::Queue;
-use crate::reset_work::ResetWork;
+use crate::reset_work::OwnedResetWork;
 use crate::state::{CtrlState, State};
 use crate::{cmd, debugfs, module_parameters, passthru, regs, spec};
 
 /// I/O queue entries, capped by CAP.MQES.
 const IO_QUEUE_DEPTH: u32 = 256;
+// A command id is a 4-bit generation and a 12-bit tag (`blk.rs`).
+const _: () = assert!(IO_QUEUE_DEPTH <= 4096);
 /// Namespaces per controller this driver exposes.
 const MAX_NAMESPACES: usize = 16;
 
@@ -83,8 +86,9 @@ impl Drop for Instance {
 /// [`NvmeDev::teardown`] (from `unbind`, else from `drop`) shuts the
 /// hardware down: disks deleted, I/O queues deleted, controller shut down.
 /// It also makes debugfs and the character device let go of the
-/// controller.  `drop` then frees the interrupts, waits for the reset work
-/// and frees the tag set; the other fields go in declaration order.
+/// controller.  The fields then go in declaration order, which is the
+/// order the kernel objects must be freed in: interrupts, reset work, tag
+/// set, vectors, queues.
 #[pin_data(PinnedDrop)]
 pub(crate) struct NvmeDev<'bound> {
     chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
@@ -93,16 +97,19 @@ pub(crate) struct NvmeDev<'bound> {
     #[pin]
     debugfs: Mutex<Option<Pin<KBox<Scope<debugfs::Control>>>>>,
     #[pin]
-    pub(crate) disks: Mutex<KVec<Disk>>,
-    pub(crate) tagset: SetOnce<TagSet>,
+    pub(crate) disks: Mutex<KVec<Disk<'bound>>>,
     pub(crate) irqs: SetOnce<KVec<QueueIrq>>,
     /// The admin queue's interrupt (vector 0), freed after the shutdown.
     admin_irq: SetOnce<QueueIrq>,
+    /// Reset requested by a completion with a bad command id; shared with
+    /// the queues that queue it, pointing back here.  Cancelled when
+    /// dropped: after the interrupts, before the tag set it uses.
+    pub(crate) reset_work: OwnedResetWork<'bound>,
+    /// Freed after the reset work; its `exit_request` callbacks read
+    /// `shared`, dropped after it.
+    pub(crate) tagset: SetOnce<TagSet>,
     vectors: SetOnce<IrqVectors<'bound>>,
     pub(crate) shared: SetOnce<BlkShared<'bound>>,
-    /// Reset requested by a completion with a bad command id; shared with
-    /// the queues that queue it, pointing back here.
-    pub(crate) reset_work: Arc<ResetWork<'bound>>,
     /// Who may submit, reset or tear down (`state.rs`).
     pub(crate) state: State,
     /// The hardware shutdown of [`Self::teardown`] is done.
@@ -120,6 +127,10 @@ pub(crate) struct NvmeDev<'bound> {
     pub(crate) ctrl: Ctrl<'bound>,
 }
 
+/// [`NvmeDev`] as a family over its lifetime, for what reaches it from
+/// code that can outlive the binding (`lease.rs`).
+pub(crate) type DevLt = ForLt!(NvmeDev<'_>);
+
 impl<'bound> NvmeDev<'bound> {
     /// The controller, in place, then brought up: queues, tag set, disks,
     /// debugfs and character device.
@@ -131,15 +142,16 @@ impl<'bound> NvmeDev<'bound> {
             chardev: SetOnce::new(),
             debugfs <- new_mutex!(None),
             disks <- new_mutex!(KVec::new()),
-            tagset: SetOnce::new(),
             irqs: SetOnce::new(),
             admin_irq: SetOnce::new(),
-            vectors: SetOnce::new(),
-            shared: SetOnce::new(),
             // SAFETY: `this` is this controller, complete before anything
             // can queue the work (the queues do, created by the bring-up)
-            // and alive until `drop` cancels it, after the last interrupt.
-            reset_work: Arc::pin_init(unsafe { ResetWork::new(this) }, GFP_KERNEL)?,
+            // and alive until the field is dropped, which cancels it, after
+            // the last interrupt.
+            reset_work: unsafe { OwnedResetWork::new(this)? },
+            tagset: SetOnce::new(),
+            vectors: SetOnce::new(),
+            shared: SetOnce::new(),
             state: State::new(),
             stopped: AtomicBool::new(false),
             dbbuf: SetOnce::new(),
@@ -173,6 +185,10 @@ impl<'bound> NvmeDev<'bound> {
             c.revoke();
         }
         let dir = self.debugfs.lock().take();
+        if let Some(d) = dir.as_ref() {
+            // Removing the files waits for their callbacks too.
+            d.revoke();
+        }
         drop(dir);
     }
 
@@ -316,12 +332,12 @@ impl<'bound> NvmeDev<'bound> {
                 qid,
                 depth,
                 self.ctrl.doorbells(qid)?,
-                Some(self.reset_work.clone()),
+                Some(self.reset_work.share()),
             )?;
             queues.push(KBox::pin_init(q, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         self.shared.populate(BlkShared {
-            dev: blk::dev_raw(pdev.as_ref()),
+            dev: pdev.as_ref(),
             queues,
             irq_offset: vectors.io_offset(),
             timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
@@ -370,14 +386,9 @@ impl<'bound> NvmeDev<'bound> {
 impl PinnedDrop for NvmeDev<'_> {
     fn drop(self: Pin<&mut Self>) {
         self.teardown();
-        // No interrupt, so nothing queues the reset work any more; then wait
-        // for one that is running (it finds the controller Deleting).
-        let this = self.project();
-        *this.irqs = SetOnce::new();
-        *this.admin_irq = SetOnce::new();
-        this.reset_work.cancel_sync();
-        // Its `exit_request` callbacks read `shared`, not yet dropped.
-        *this.tagset = SetOnce::new();
-        dev_info!(this.ctrl.pdev, "unbound\n");
+        dev_info!(self.ctrl.pdev, "unbound\n");
+        // The fields go next, in declaration order: the interrupts, then
+        // the reset work (nothing queues it any more; a running one finds
+        // the controller Deleting), the tag set, the vectors, the queues.
     }
 }

@@ -10,42 +10,25 @@
 
 use kernel::{
     bindings,
-    dma::Coherent,
+    dma::{Coherent, CoherentBox},
     fs::File,
+    io::Io,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow},
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::cmd::Sqe;
+use crate::cmd::{Sqe, Status};
 use crate::ctrl::ADMIN_TIMEOUT_MS;
-use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Refusal};
+use crate::lease::Lease;
+use crate::nvme_dev::DevLt;
+use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Plan, Refusal};
 use crate::prp;
 use crate::NvmeDev;
 
-/// A controller pointer an open file may use while it is set.
-///
-/// # Invariants
-///
-/// When `Some`, points to a bound controller [`NvmeDev`], whose field the
-/// character device is; it is cleared (under the mutex) before the
-/// controller is freed.  The one lifetime erasure left: an open file's data
-/// must be `'static` (`ForeignOwnable for Arc<T: 'static>`), and can outlive
-/// the binding; this mutex is what revokes it.
-struct DevPtr(Option<core::ptr::NonNull<NvmeDev<'static>>>);
-
-// SAFETY: `NvmeDev` is only used through `&`, and all of it reachable that
-// way is `Sync` (see `debugfs::Control`).
-unsafe impl Send for DevPtr {}
-
-/// Shared by the character device and every open file.
-#[pin_data]
-pub(crate) struct Link {
-    #[pin]
-    dev: Mutex<DevPtr>,
-}
+/// The controller, lent to the character device and every open file.
+type Link = Lease<DevLt>;
 
 /// Names for `misc_register`, which keeps the pointer: one per instance.
 const NAMES: [[u8; 9]; 64] = {
@@ -93,13 +76,9 @@ impl CharDev {
     /// dropped (open files reach it through a pointer the drop clears): it
     /// is to be a field of `dev`.
     pub(crate) unsafe fn new(dev: &NvmeDev<'_>) -> Result<Pin<KBox<Self>>> {
-        let ptr = core::ptr::NonNull::from(dev).cast();
-        let link = Arc::pin_init(
-            pin_init!(Link {
-                dev <- new_mutex!(DevPtr(Some(ptr)), "nvme_dbbuf:passthru"),
-            }),
-            GFP_KERNEL,
-        )?;
+        // SAFETY: dropping the returned value revokes the lease (this
+        // function's contract: before `dev` goes).
+        let link = Arc::pin_init(unsafe { Lease::new(dev) }, GFP_KERNEL)?;
         let opts = MiscDeviceOptions {
             name: name(dev.instance())?,
         };
@@ -119,7 +98,7 @@ impl CharDev {
     /// Open files let go of the controller: waits for a running ioctl,
     /// later ones get `ENODEV`.
     pub(crate) fn revoke(&self) {
-        self.link.dev.lock().0 = None;
+        self.link.revoke();
     }
 }
 
@@ -127,7 +106,7 @@ impl CharDev {
 impl PinnedDrop for CharDev {
     fn drop(self: Pin<&mut Self>) {
         // Waits for a running ioctl; the registration goes next.
-        self.link.dev.lock().0 = None;
+        self.link.revoke();
     }
 }
 
@@ -163,15 +142,34 @@ impl MiscDevice for Passthru {
             .reader()
             .read_slice(raw)?;
         let c = PassthruCmd::decode(raw).ok_or(EINVAL)?;
-        let guard = link.dev.lock();
-        let Some(dev) = guard.0 else {
-            return Err(ENODEV);
-        };
-        // SAFETY: set, so the controller is alive until we unlock (`DevPtr`
-        // invariant).
-        let dev = unsafe { dev.as_ref() };
-        let (status, dw0) = run(dev, &c)?;
-        drop(guard);
+        let plan = abi::plan(&c).map_err(|r| match r {
+            Refusal::Invalid => EINVAL,
+            Refusal::NotPermitted => EPERM,
+        })?;
+        let len = plan.len as usize;
+        let user = || UserSlice::new(UserPtr::from_addr(c.addr as usize), len);
+        // The data goes through a kernel buffer, copied from the caller
+        // before the controller is borrowed and back after: a user copy
+        // (which can block on a page fault for as long as userspace
+        // likes) never holds up unbind.  It is at least one page: PRP1 names
+        // it even without data, so a command that transfers anyway writes
+        // there, not to bus address 0.
+        let mut data = KVVec::from_elem(0u8, abi::buffer_len(plan.len), GFP_KERNEL)?;
+        if plan.dir != Dir::None {
+            // The data to send, or, for a read, what the caller's buffer
+            // holds: a bad pointer faults before the command runs, as with
+            // the in-tree driver (which maps the user pages first).
+            user()
+                .reader()
+                .read_slice(data.get_mut(..len).ok_or(EINVAL)?)?;
+        }
+        let (status, dw0) = link.with(|dev| run(dev, &c, plan, &mut data))??;
+        if plan.dir == Dir::FromDevice && status.is_success() {
+            // Written back only after the command succeeded.
+            user()
+                .writer()
+                .write_slice(data.get(..len).ok_or(EINVAL)?)?;
+        }
         let at = UserPtr::from_addr(arg).wrapping_byte_add(result_at);
         let mut w = UserSlice::new(at, size - result_at).writer();
         if size == abi::CMD64_SIZE {
@@ -181,51 +179,32 @@ impl MiscDevice for Passthru {
         }
         // Like the in-tree driver: the NVMe status (without the phase bit)
         // as a positive return value, 0 on success.
-        Ok(isize::from(status as i16 & 0x7fff))
+        Ok(isize::from(status.0 as i16 & 0x7fff))
     }
 }
 
-/// Runs one accepted command; returns its status and dword 0.
-fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
-    let plan = abi::plan(c).map_err(|r| match r {
-        Refusal::Invalid => EINVAL,
-        Refusal::NotPermitted => EPERM,
-    })?;
+/// Runs one accepted command on `data` (the buffer given to the
+/// controller, read back into `data` after success); returns its status
+/// and dword 0.
+fn run(dev: &NvmeDev<'_>, c: &PassthruCmd, plan: Plan, data: &mut [u8]) -> Result<(Status, u32)> {
     let pdev = dev.ctrl.pdev.as_ref();
-    let len = plan.len as usize;
-    let pages = abi::pages(plan.len) as usize;
-    let user = || UserSlice::new(UserPtr::from_addr(c.addr as usize), len);
-    // At least one page: PRP1 names it even without data, so a command
-    // that transfers anyway (Identify with no buffer) writes there, not to
-    // bus address 0.
-    let buf = Coherent::<u8>::zeroed_slice(pdev, pages.max(1) * abi::PAGE as usize, GFP_KERNEL)?;
-    // Past two pages PRP2 points to a list of the pages after the first.
-    let list = if pages > 2 {
-        Some(Coherent::<u64>::zeroed_slice(pdev, pages - 1, GFP_KERNEL)?)
-    } else {
-        None
-    };
-    let base = buf.dma_address();
-    if plan.dir != Dir::None {
-        // The data to send, or, for a read, what the caller's buffer holds:
-        // a bad pointer faults before the command runs, as with the in-tree
-        // driver (which maps the user pages first), and the buffer is
-        // written back only after the command succeeded.
-        // SAFETY: the controller has not been given `buf` yet.
-        let dst = unsafe { buf.as_mut() }.get_mut(..len).ok_or(EINVAL)?;
-        user().reader().read_slice(dst)?;
-    }
-    // The PRP builder of the I/O path, for one contiguous segment.
+    let buf: Coherent<[u8]> = CoherentBox::from_slice(pdev, data, GFP_KERNEL)?.into();
+    // The PRP builder of the I/O path, for one contiguous segment; past two
+    // pages PRP2 points to a list of the pages after the first.
+    let mut entries = KVec::from_elem(0u64, abi::pages(plan.len) as usize, GFP_KERNEL)?;
+    let mut list: Option<Coherent<[u64]>> = None;
     let (prp1, prp2) = if plan.len == 0 {
-        (base, 0)
+        (buf.dma_address(), 0)
     } else {
-        let (entries, list_dma): (&mut [u64], u64) = match &list {
-            // SAFETY: not given to the controller yet.
-            Some(l) => (unsafe { l.as_mut() }, l.dma_address()),
-            None => (&mut [], 0),
-        };
-        let p = prp::build([(base, plan.len)], abi::PAGE, entries, list_dma).map_err(|_| EINVAL)?;
-        (p.prp1, p.prp2)
+        let p = prp::build([(buf.dma_address(), plan.len)], abi::PAGE, &mut entries, 0)
+            .map_err(|_| EINVAL)?;
+        if p.list_len == 0 {
+            (p.prp1, p.prp2)
+        } else {
+            let used = entries.get(..p.list_len).ok_or(EINVAL)?;
+            let l = list.insert(CoherentBox::from_slice(pdev, used, GFP_KERNEL)?.into());
+            (p.prp1, l.dma_address())
+        }
     };
     let mut sqe = Sqe::new(c.opcode).with_nsid(c.nsid).with_prps(prp1, prp2);
     sqe.cdw2 = [c.cdw2.to_le(), c.cdw3.to_le()];
@@ -236,27 +215,28 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd) -> Result<(u16, u32)> {
     // lock; an I/O timeout that finds it held interrupts the command, whose
     // reset below then takes the timed-out request back.
     let timeout_ms = (c.timeout_ms != 0).then_some(i64::from(c.timeout_ms).min(ADMIN_TIMEOUT_MS));
+    let _under_way = dev.ctrl.passthrough();
     // No reset may disable the controller under the command.
-    let r = {
-        let _reset = dev.reset_lock.lock();
-        if !dev.state.get().takes_commands() {
-            return Err(ENODEV);
-        }
-        match dev.ctrl.admin_cmd_timeout(sqe, timeout_ms, true) {
-            Ok(r) => r,
-            Err(e) => {
-                // A command that did not complete (or was interrupted:
-                // `EINTR`, as in-tree for a cancelled passthrough) left the
-                // controller stopped (`admin_cmd`): bring it back before
-                // anyone else waits on it.  `buf` is freed only after that
-                // stop.
-                dev.reset_or_fail();
-                return Err(e);
-            }
-        }
-    };
-    if plan.dir == Dir::FromDevice && r.status.is_success() {
-        user().writer().write_dma(&buf, 0, len)?;
+    let _reset = dev.reset_lock.lock();
+    dev.ctrl.passthrough_locked();
+    if !dev.state.get().takes_commands() {
+        return Err(ENODEV);
     }
-    Ok((r.status.0, r.dw0))
+    let r = dev.ctrl.admin_cmd_timeout(sqe, timeout_ms, true);
+    // A command that did not complete (or was interrupted: `EINTR`, as
+    // in-tree for a cancelled passthrough) left the controller stopped
+    // (`admin_cmd`): bring it back before anyone else waits on it.  `buf`
+    // is freed only after that stop.  An I/O timeout that came after the
+    // command stopped waiting wants the same.
+    if r.is_err() || dev.ctrl.take_recovery_wanted() {
+        dev.reset_or_fail();
+    }
+    let r = r?;
+    // The command completed: the controller is done with `buf` and `list`,
+    // freed here while the controller is still lent to us.
+    if plan.dir == Dir::FromDevice && r.status.is_success() {
+        (&buf).copy_to_slice(data);
+    }
+    drop(list);
+    Ok((r.status, r.dw0))
 }

@@ -144,10 +144,21 @@ pub const SET_FEATURES_ALLOWED: [u8; 6] = [
     0x80, // Software Progress Marker
 ];
 
-/// Whether `cmd`'s opcode (and, for Set Features, its feature) is accepted.
+/// Get Features.
+pub const GET_FEATURES: u8 = 0x0a;
+
+/// First vendor-specific feature identifier: Get Features refuses these,
+/// whose data may be of any size.
+pub const VENDOR_FEATURES: u8 = 0xc0;
+
+/// Whether `cmd`'s opcode (and, for Get/Set Features, its feature) is
+/// accepted.
 pub fn permitted(cmd: &PassthruCmd) -> bool {
+    let fid = cmd.cdw10_15[0] as u8;
     if cmd.opcode == SET_FEATURES {
-        SET_FEATURES_ALLOWED.contains(&(cmd.cdw10_15[0] as u8))
+        SET_FEATURES_ALLOWED.contains(&fid)
+    } else if cmd.opcode == GET_FEATURES {
+        fid < VENDOR_FEATURES
     } else {
         ALLOWED_OPCODES.contains(&cmd.opcode)
     }
@@ -171,6 +182,13 @@ pub fn plan(cmd: &PassthruCmd) -> Result<Plan, Refusal> {
     if !permitted(cmd) {
         return Err(Refusal::NotPermitted);
     }
+    // The controller moves what the command says, whatever `data_len`
+    // says: a buffer shorter than that is a caller's mistake, which the
+    // in-tree driver sends on, PRP2 zero, to bus address 0 past the first
+    // page.
+    if transfer_len(cmd) > u64::from(cmd.data_len) {
+        return Err(Refusal::Invalid);
+    }
     let dir = if cmd.data_len == 0 {
         Dir::None
     } else if cmd.opcode & 1 != 0 {
@@ -182,6 +200,35 @@ pub fn plan(cmd: &PassthruCmd) -> Result<Plan, Refusal> {
         dir,
         len: cmd.data_len,
     })
+}
+
+/// Bytes an accepted command moves by its own fields (NVMe Base
+/// Specification 2.0, section 5): a count of dwords (0's based) or bytes.
+/// Commands not listed move at most one page (the features
+/// [`permitted`] lets through, and their data structures), which the buffer
+/// always has ([`buffer_len`]).
+pub fn transfer_len(cmd: &PassthruCmd) -> u64 {
+    let [cdw10, cdw11, cdw12, ..] = cmd.cdw10_15;
+    let dwords = |n: u64| (n + 1) * 4;
+    match cmd.opcode {
+        // Get Log Page: NUMDL (CDW10 31:16), NUMDU (CDW11 15:0).
+        0x02 => dwords(u64::from(cdw10 >> 16) | (u64::from(cdw11 & 0xffff) << 16)),
+        // Identify: one 4 KiB data structure.
+        0x06 => 4096,
+        // Firmware Image Download, Directive Receive: NUMD (CDW10).
+        0x11 | 0x1a => dwords(u64::from(cdw10)),
+        // Security Receive: Allocation Length (CDW11), bytes.
+        0x82 => u64::from(cdw11),
+        // Get LBA Status: MNDW (CDW12).
+        0x86 => dwords(u64::from(cdw12)),
+        _ => 0,
+    }
+}
+
+/// Bytes of the kernel buffer given to the controller for a `len`-byte
+/// transfer: whole pages, at least one.
+pub fn buffer_len(len: u32) -> usize {
+    (pages(len).max(1) * PAGE) as usize
 }
 
 /// Controller pages a buffer of `len` bytes at a page-aligned address spans.

@@ -177,8 +177,9 @@ pub(crate) struct Queue<'bound> {
     #[pin]
     cq_state: SpinLockIrq<CqState>,
     /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
-    /// command id back into a request.
-    pub(crate) tags: AtomicPtr<bindings::blk_mq_tags>,
+    /// command id back into a request.  Null, or valid until the
+    /// queue's interrupt is freed ([`Self::set_tags`]).
+    tags: AtomicPtr<bindings::blk_mq_tags>,
     pub(crate) stats: Stats,
     /// Set when a reset failed to bring the queue back: requests fail fast.
     dead: AtomicBool,
@@ -467,15 +468,24 @@ impl<'bound> Queue<'bound> {
         Reaped { count }
     }
 
+    /// Gives the queue its blk-mq tags.
+    ///
+    /// # Safety
+    ///
+    /// `tags` stays valid until the queue's interrupt is freed and nothing
+    /// else calls [`Self::tag_to_rq`] (the tag set is freed after that).
+    pub(crate) unsafe fn set_tags(&self, tags: *mut bindings::blk_mq_tags) {
+        self.tags.store(tags, Ordering::Release);
+    }
+
     /// The blk-mq request with `tag` on this queue, if the tag is valid.
     pub(crate) fn tag_to_rq(&self, tag: u16) -> Option<*mut bindings::request> {
         let tags = self.tags.load(Ordering::Acquire);
         if tags.is_null() {
             return None;
         }
-        // SAFETY: `tags` was set from the hctx in `init_hctx` and stays valid
-        // until the tag set is freed, which happens after this queue's
-        // interrupt is freed.
+        // SAFETY: set by `set_tags`, valid while anything can call this
+        // (its contract).
         let t = unsafe { &*tags };
         if u32::from(tag) >= t.nr_tags {
             return None;

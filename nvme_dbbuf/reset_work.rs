@@ -11,7 +11,7 @@
 
 use core::ptr::NonNull;
 
-use kernel::{bindings, prelude::*, static_lock_class, types::Opaque};
+use kernel::{bindings, prelude::*, static_lock_class, sync::Arc, types::Opaque};
 
 use crate::NvmeDev;
 
@@ -21,7 +21,7 @@ use crate::NvmeDev;
 ///
 /// `work` was initialised with [`run`] as its function.  `owner` is the
 /// controller this work resets, complete whenever the work can be queued,
-/// and it cancels this work (`cancel_sync`) after the last thing that can
+/// and it disables this work (`disable_sync`) after the last thing that can
 /// queue it is gone and before it is freed.
 #[pin_data]
 pub(crate) struct ResetWork<'bound> {
@@ -43,7 +43,7 @@ impl<'bound> ResetWork<'bound> {
     /// # Safety
     ///
     /// `owner` must be complete before the first [`Self::schedule`], and it
-    /// must call [`Self::cancel_sync`] after the last one and before it is
+    /// must call [`Self::disable_sync`] after the last one and before it is
     /// freed (the work dereferences it when it runs).
     pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> impl PinInit<Self> {
         pin_init!(Self {
@@ -76,10 +76,12 @@ impl<'bound> ResetWork<'bound> {
         };
     }
 
-    /// Waits for a running reset and drops a queued one.
-    pub(crate) fn cancel_sync(&self) {
+    /// Waits for a running reset, drops a queued one, and makes later
+    /// [`Self::schedule`] calls no-ops: the queues, which keep a reference,
+    /// outlive the controller's handle.
+    fn disable_sync(&self) {
         // SAFETY: `work` is initialised (invariant).
-        unsafe { bindings::cancel_work_sync(self.work.get()) };
+        unsafe { bindings::disable_work_sync(self.work.get()) };
     }
 }
 
@@ -101,4 +103,35 @@ unsafe extern "C" fn run(work: *mut bindings::work_struct) {
     // SAFETY: the controller is complete while the work can run and
     // cancels it before it is freed (invariant).
     unsafe { this.owner.as_ref() }.reset_after_bad_completion();
+}
+
+/// The controller's handle on its reset work: dropping it cancels the
+/// work (waiting for a running one).  A field of the controller, declared
+/// after everything that can queue the work (the interrupts) and before
+/// what the work uses (the tag set, the queues).
+pub(crate) struct OwnedResetWork<'bound>(Arc<ResetWork<'bound>>);
+
+impl<'bound> OwnedResetWork<'bound> {
+    /// The reset work of controller `owner`.
+    ///
+    /// # Safety
+    ///
+    /// As [`ResetWork::new`]; dropping the value is the `cancel_sync` that
+    /// asks for.
+    pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> Result<Self> {
+        // SAFETY: this function's contract.
+        let work = unsafe { ResetWork::new(owner) };
+        Ok(Self(Arc::pin_init(work, GFP_KERNEL)?))
+    }
+
+    /// A reference for a queue to schedule the work with.
+    pub(crate) fn share(&self) -> Arc<ResetWork<'bound>> {
+        self.0.clone()
+    }
+}
+
+impl Drop for OwnedResetWork<'_> {
+    fn drop(&mut self) {
+        self.0.disable_sync();
+    }
 }

@@ -23,13 +23,22 @@ python3 "$REPO/tests/vm/nvme_passthru.py" "$ours" >"$out/ours-bad.txt" 2>&1 ||
 	{ cat "$out/ours-bad.txt"; fail "bad-input checks on $ours"; }
 sed 's/^/  /' "$out/ours-bad.txt"
 
+# A user fault in the ioctl's buffer (userfaultfd, never answered) does not
+# hold up unbind.
+python3 "$REPO/tests/vm/nvme_uffd.py" "$ours" "$bdf" ||
+	fail "unbind behind a passthrough ioctl blocked on a user fault"
+pci_bind "$bdf" nvme_dbbuf
+ours=$(blkdev_of "$bdf")
+ours=${ours%n1}
+[ -c "$ours" ] || fail "no rnvme character device after rebinding $bdf"
+
 # An open file across unbind: later ioctls fail cleanly.
 exec {fd}<"$ours"
 pci_bind "$bdf" nvme
 python3 - "$fd" <<'PY' || fail "ioctl on a stale open file"
 import errno, fcntl, struct, sys
 fd = int(sys.argv[1])
-cmd = bytearray(72); cmd[0] = 0x06
+cmd = bytearray(72); cmd[0] = 0x18  # Keep Alive: valid, no data
 try:
     fcntl.ioctl(fd, 0xc0484e41, cmd, True)
 except OSError as e:

@@ -55,6 +55,16 @@ fn namespace_fields() {
     let n = IdNs::parse(&b);
     assert_eq!(n.block_size(), Some(512));
     assert_eq!(n.capacity_sectors(), 131072);
+    // A size that does not fit in 64-bit sectors is 0 (skipped), not wrapped.
+    b[26] = 1;
+    put(&mut b, 0, &(1u64 << 61).to_le_bytes());
+    assert_eq!(IdNs::parse(&b).capacity_sectors(), 0);
+    put(&mut b, 0, &((1u64 << 61) - 1).to_le_bytes());
+    assert_eq!(IdNs::parse(&b).capacity_sectors(), ((1u64 << 61) - 1) << 3);
+    put(&mut b, 0, &(1u64 << 62).to_le_bytes());
+    assert_eq!(IdNs::parse(&b).capacity_sectors(), 0);
+    put(&mut b, 0, &131072u64.to_le_bytes());
+    b[26] = 0;
     // Metadata formats are refused, not mis-sized.
     put(&mut b, 128, &((9u32 << 16) | 8).to_le_bytes());
     assert_eq!(IdNs::parse(&b).block_size(), None);

@@ -218,3 +218,99 @@ fn prps_cover_the_buffer_exactly() {
     }
     assert_eq!(pages(0), 0);
 }
+
+/// A command whose own fields ask for more than `data_len` would have the
+/// controller move data past the buffer: refused, whatever the direction.
+#[test]
+fn transfers_longer_than_the_buffer_are_refused() {
+    // Get Log Page, SMART (512 bytes): NUMDL = 127 dwords, 0's based.
+    let log = |numdl: u32, numdu: u32, data_len: u32| PassthruCmd {
+        opcode: 0x02,
+        nsid: 0xffff_ffff,
+        addr: 8,
+        data_len,
+        cdw10_15: [0x02 | (numdl << 16), numdu, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    assert_eq!(transfer_len(&log(127, 0, 512)), 512);
+    assert!(plan(&log(127, 0, 512)).is_ok());
+    assert!(plan(&log(127, 0, 4096)).is_ok());
+    assert_eq!(plan(&log(128, 0, 512)), Err(Refusal::Invalid));
+    // NUMDU counts from bit 16 of the dword count.
+    assert_eq!(transfer_len(&log(0, 1, 65536)), (65536 + 1) * 4);
+    assert_eq!(plan(&log(0, 1, MAX_DATA_LEN)), Err(Refusal::Invalid));
+    // Identify always moves 4 KiB: no buffer, or a short one, is refused.
+    let id = identify();
+    assert_eq!(
+        plan(&PassthruCmd { data_len: 0, ..id }),
+        Err(Refusal::Invalid)
+    );
+    assert_eq!(
+        plan(&PassthruCmd {
+            data_len: 4095,
+            ..id
+        }),
+        Err(Refusal::Invalid)
+    );
+    // Firmware Image Download (to the controller): NUMD in CDW10.
+    let fw = |numd: u32, data_len: u32| PassthruCmd {
+        opcode: 0x11,
+        addr: 8,
+        data_len,
+        cdw10_15: [numd, 0, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    assert!(plan(&fw(2047, 8192)).is_ok());
+    assert_eq!(plan(&fw(2048, 8192)), Err(Refusal::Invalid));
+    // Security Receive: Allocation Length in bytes (CDW11).
+    let sec = |al: u32, data_len: u32| PassthruCmd {
+        opcode: 0x82,
+        addr: 8,
+        data_len,
+        cdw10_15: [0, al, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    assert!(plan(&sec(100, 100)).is_ok());
+    assert_eq!(plan(&sec(101, 100)), Err(Refusal::Invalid));
+    // Get LBA Status: MNDW in CDW12; ATYPE (CDW13 31:24) and RL do not
+    // count (as libnvme builds it: ATYPE 0x10, RL 1).
+    let lba = PassthruCmd {
+        opcode: 0x86,
+        addr: 8,
+        data_len: 16,
+        cdw10_15: [0, 0, 3, 0x1000_0001, 0, 0],
+        ..Default::default()
+    };
+    assert!(plan(&lba).is_ok());
+    assert_eq!(
+        plan(&PassthruCmd {
+            cdw10_15: [0, 0, 4, 0x1000_0001, 0, 0],
+            ..lba
+        }),
+        Err(Refusal::Invalid)
+    );
+    // Features move at most one page: the buffer always has one.
+    assert_eq!(buffer_len(0), 4096);
+    assert_eq!(buffer_len(1), 4096);
+    assert_eq!(buffer_len(4097), 8192);
+}
+
+/// Get Features passes for the features the specification defines, whose
+/// data fits the one page the buffer always has; vendor features (data of
+/// any size) are refused like vendor opcodes.
+#[test]
+fn get_features_refuses_vendor_features() {
+    let get = |fid: u32| PassthruCmd {
+        opcode: GET_FEATURES,
+        addr: 8,
+        data_len: 4096,
+        cdw10_15: [fid, 0, 0, 0, 0, 0],
+        ..Default::default()
+    };
+    for fid in [0x01, 0x03, 0x07, 0x0e, 0x7f, 0x80, 0xbf] {
+        assert!(plan(&get(fid)).is_ok(), "{fid:#x}");
+    }
+    for fid in [0xc0, 0xc1, 0xff] {
+        assert_eq!(plan(&get(fid)), Err(Refusal::NotPermitted), "{fid:#x}");
+    }
+}
