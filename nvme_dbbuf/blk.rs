@@ -70,12 +70,13 @@ pub(crate) fn dev_raw(
 #[repr(C)]
 struct Iod {
     owned: UnsafeCell<Owned>,
-    /// Generation in the command id's top 4 bits: a completion for an
-    /// earlier use of the same tag is recognised as stale.
+    /// This use of the request: its generation (the command id's top 4
+    /// bits, [`GENERATION`]: a completion for an earlier use of the same
+    /// tag is recognised as stale) and whether an Abort was sent for it
+    /// ([`ABORT_SENT`], first timeout).  One byte, so that the Abort mark
+    /// lands on the use it is meant for.
     generation: AtomicU8,
     status: AtomicU16,
-    /// An Abort was sent for this use of the request (first timeout).
-    abort_sent: AtomicBool,
     /// Cancelled by a controller reset: retried (requeued) or failed, as
     /// `cmd::disposition` decides.
     cancelled: AtomicBool,
@@ -84,6 +85,10 @@ struct Iod {
     prp_list: *mut u64,
     prp_dma: bindings::dma_addr_t,
 }
+
+/// [`Iod::generation`]: the generation bits, and the Abort mark.
+const GENERATION: u8 = 0xf;
+const ABORT_SENT: u8 = 0x10;
 
 /// The part of an [`Iod`] only the request's owner uses.
 struct Owned {
@@ -726,10 +731,11 @@ unsafe fn next_use(rq: *mut bindings::request, tag: i32) -> u16 {
             (*rq).rq_flags |= RQF_DONTPREP;
         }
     }
-    let generation = iod.generation.load(Ordering::Relaxed).wrapping_add(1) & 0xf;
+    // The next generation, without the Abort mark.
+    let generation =
+        (iod.generation.load(Ordering::Relaxed) & GENERATION).wrapping_add(1) & GENERATION;
     iod.generation.store(generation, Ordering::Relaxed);
     iod.status.store(0, Ordering::Relaxed);
-    iod.abort_sent.store(false, Ordering::Relaxed);
     iod.cancelled.store(false, Ordering::Relaxed);
     (u16::from(generation) << 12) | (tag as u16 & 0xfff)
 }
@@ -869,7 +875,6 @@ unsafe extern "C" fn init_request(
             }),
             generation: AtomicU8::new(0),
             status: AtomicU16::new(0),
-            abort_sent: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             prp_list: list.cast(),
             prp_dma: dma,
@@ -928,12 +933,21 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
             &*(*(*rq).mq_hctx).driver_data.cast::<Queue<'_>>(),
         )
     };
+    // The use of the request that timed out, taken before the reap below
+    // can complete it (and blk-mq send it again).
+    // SAFETY: `rq` is ours; blk-mq holds a reference while it times out.
+    let Some(this_use) = (unsafe { in_flight_at(rq) }) else {
+        return bindings::blk_eh_timer_return_BLK_EH_DONE;
+    };
+    let generation = this_use & GENERATION;
+    // Still in flight at that generation (not completed, or taken back by
+    // a reset and sent again).
+    // SAFETY: as above.
+    let still_ours = || unsafe { in_flight_at(rq) }.map(|u| u & GENERATION) == Some(generation);
     // A lost interrupt looks like a timeout: reap the queue first, as the
     // in-tree driver does, and only then blame the controller.
     queue.reap(|cqe| IoCompleter::complete(queue, cqe));
-    // SAFETY: `rq` is ours; blk-mq holds a reference while it times out.
-    let state = unsafe { core::ptr::read_volatile(&(*rq).state) };
-    if state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+    if !still_ours() {
         // SAFETY: as above.
         let tag = unsafe { (*rq).tag };
         pr_warn!(
@@ -946,19 +960,18 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
     // SAFETY: `rq` is ours and in flight; only the atomic fields of its PDU
     // are used here: its completion may run concurrently.
     let (iod, tag, qid) = unsafe { (iod(rq), (*rq).tag, (*(*rq).mq_hctx).queue_num + 1) };
-    let generation = iod.generation.load(Ordering::Relaxed);
-    let abort_sent = iod.abort_sent.load(Ordering::Relaxed);
+    let abort_sent = this_use & ABORT_SENT != 0;
     let cid = (u16::from(generation) << 12) | (tag as u16 & 0xfff);
     let qid = u16::try_from(qid).unwrap_or(u16::MAX);
-    // Called before the Abort goes out: the request is still in flight at
-    // this generation, and only the timeout handler writes this field
-    // while it is (`queue_rq` clears it before the next use).
-    let mark = || iod.abort_sent.store(true, Ordering::Relaxed);
-    // Still in flight at this generation (not taken back and sent again).
-    // SAFETY: as above: blk-mq holds a reference.
-    let still_ours = || unsafe {
-        core::ptr::read_volatile(&(*rq).state) == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT
-            && iod.generation.load(Ordering::Relaxed) == generation
+    // Called before the Abort goes out; marks this use only (a later one
+    // has another generation, without the mark).
+    let mark = || {
+        let _ = iod.generation.compare_exchange(
+            generation,
+            generation | ABORT_SENT,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     };
     match dev.io_timeout(qid, cid, !abort_sent, still_ours, mark) {
         TimeoutAction::Done => bindings::blk_eh_timer_return_BLK_EH_DONE,
@@ -966,6 +979,23 @@ unsafe extern "C" fn timeout(rq: *mut bindings::request) -> bindings::blk_eh_tim
             bindings::blk_eh_timer_return_BLK_EH_RESET_TIMER
         }
     }
+}
+
+/// The use ([`Iod::generation`]) `rq` is in flight at, if it is: its
+/// state, then the generation `queue_rq` wrote before starting it.
+///
+/// # Safety
+///
+/// `rq` is a request of our tag set (its tags' requests live as long as
+/// it).
+unsafe fn in_flight_at(rq: *mut bindings::request) -> Option<u8> {
+    // SAFETY: caller guarantee; C writes the state concurrently, so it is
+    // read through a raw pointer.
+    let state = unsafe { core::ptr::addr_of!((*rq).state).read_volatile() };
+    fence(Ordering::Acquire);
+    // SAFETY: as above; only an atomic field of the PDU.
+    let generation = unsafe { iod(rq) }.generation.load(Ordering::Relaxed);
+    (state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT).then_some(generation)
 }
 
 /// What the controller's timeout handling did with a request.
@@ -999,7 +1029,7 @@ unsafe fn should_fake_timeout(q: *mut bindings::request_queue) -> bool {
 /// Only called by `blk_mq_tagset_busy_iter` from [`TagSet::cancel_inflight`].
 unsafe extern "C" fn cancel_one(rq: *mut bindings::request, data: *mut c_void) -> bool {
     // SAFETY: `rq` is a started request of our tag set.
-    let state = unsafe { core::ptr::read_volatile(&(*rq).state) };
+    let state = unsafe { core::ptr::addr_of!((*rq).state).read_volatile() };
     if state == bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
         // SAFETY: as above; the controller is stopped and its completions
         // reaped (`cancel_inflight`'s precondition), so nothing else
@@ -1078,12 +1108,9 @@ fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
     // the request: a stale entry racing with a reissue of the tag then sees
     // either not IN_FLIGHT or the new generation, never the new state with
     // the old generation.
-    // SAFETY: `rq` is a request of our tag set (from its tags); only the
-    // atomic fields of its PDU are used here.
-    let (iod, state) = unsafe { (iod(rq), core::ptr::read_volatile(&(*rq).state)) };
-    fence(Ordering::Acquire);
-    let current = iod.generation.load(Ordering::Relaxed);
-    if current != generation || state != bindings::mq_rq_state_MQ_RQ_IN_FLIGHT {
+    // SAFETY: `rq` is a request of our tag set (from its tags), alive while
+    // the tag set is.
+    if unsafe { in_flight_at(rq) }.map(|u| u & GENERATION) != Some(generation) {
         pr_err!(
             "nvme_dbbuf: queue {}: stale completion for command id {:#x}: resetting\n",
             queue.qid,
@@ -1094,7 +1121,10 @@ fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
     }
     // In flight at this entry's generation: the request is ours to
     // complete.
-    iod.status.store(cqe.status().0, Ordering::Relaxed);
+    // SAFETY: as above; only an atomic field of the PDU.
+    unsafe { iod(rq) }
+        .status
+        .store(cqe.status().0, Ordering::Relaxed);
     // SAFETY: `rq` is ours, so is its queue.
     if unsafe { should_fake_timeout((*rq).q) } {
         return false;

@@ -238,9 +238,9 @@ impl<'bound> NvmeDev<'bound> {
             }
         };
         // A reset that held the lock took the request back (it may be in
-        // flight again, at another generation).
+        // flight again, at another generation, not to be touched).
         if !still_ours() {
-            return TimeoutAction::Later;
+            return TimeoutAction::Done;
         }
         self.io_timeout_locked(qid, cid, first, mark_abort)
     }
