@@ -45,7 +45,7 @@ impl<'bound> ResetWork<'bound> {
     /// `owner` must be complete before the first [`Self::schedule`], and it
     /// must call [`Self::disable_sync`] after the last one and before it is
     /// freed (the work dereferences it when it runs).
-    pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> impl PinInit<Self> {
+    unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is valid for writes; `run` matches `work_func_t`
             // and the name and lock class are static.
@@ -116,7 +116,7 @@ impl<'bound> OwnedResetWork<'bound> {
     ///
     /// # Safety
     ///
-    /// As [`ResetWork::new`]; dropping the value is the `cancel_sync` that
+    /// As [`ResetWork::new`]; dropping the value is the `disable_sync` that
     /// asks for.
     pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> Result<Self> {
         // SAFETY: this function's contract.
