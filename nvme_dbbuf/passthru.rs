@@ -10,12 +10,14 @@
 
 use kernel::{
     bindings,
+    device::{Bound, Device},
     dma::{Coherent, CoherentBox},
     fs::File,
     io::Io,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
     sync::{Arc, ArcBorrow},
+    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -183,12 +185,26 @@ impl MiscDevice for Passthru {
     }
 }
 
+/// A coherent copy of `data`.  Not `CoherentBox::from_slice`: its
+/// `copy_from_slice` panic path (unreachable, the lengths are equal) is one
+/// objtool misreads as falling through to the next function.
+fn filled<T: Copy + AsBytes + FromBytes>(
+    pdev: &Device<Bound>,
+    data: &[T],
+) -> Result<Coherent<[T]>> {
+    let mut b = CoherentBox::<[T]>::zeroed_slice(pdev, data.len(), GFP_KERNEL)?;
+    for (d, s) in b.iter_mut().zip(data) {
+        *d = *s;
+    }
+    Ok(b.into())
+}
+
 /// Runs one accepted command on `data` (the buffer given to the
 /// controller, read back into `data` after success); returns its status
 /// and dword 0.
 fn run(dev: &NvmeDev<'_>, c: &PassthruCmd, plan: Plan, data: &mut [u8]) -> Result<(Status, u32)> {
     let pdev = dev.ctrl.pdev.as_ref();
-    let buf: Coherent<[u8]> = CoherentBox::from_slice(pdev, data, GFP_KERNEL)?.into();
+    let buf: Coherent<[u8]> = filled(pdev, data)?;
     // The PRP builder of the I/O path, for one contiguous segment; past two
     // pages PRP2 points to a list of the pages after the first.
     let mut entries = KVec::from_elem(0u64, abi::pages(plan.len) as usize, GFP_KERNEL)?;
@@ -202,7 +218,7 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd, plan: Plan, data: &mut [u8]) -> Resul
             (p.prp1, p.prp2)
         } else {
             let used = entries.get(..p.list_len).ok_or(EINVAL)?;
-            let l = list.insert(CoherentBox::from_slice(pdev, used, GFP_KERNEL)?.into());
+            let l = list.insert(filled(pdev, used)?);
             (p.prp1, l.dma_address())
         }
     };

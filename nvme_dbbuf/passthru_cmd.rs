@@ -47,11 +47,9 @@ pub struct PassthruCmd {
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
-    let mut w = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        w.copy_from_slice(s);
-    }
-    u32::from_le_bytes(w)
+    b.get(off..off + 4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 fn le64(b: &[u8], off: usize) -> u64 {

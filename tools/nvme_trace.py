@@ -5,8 +5,12 @@ The guest marks phase boundaries with trace_mark (tests/vm/lib.sh): it appends
 "<name>-begin" / "<name>-end" to a marks file and reads BAR0 offset 0x18,
 which QEMU logs as "pci_nvme_mmio_read addr 0x18 ...".  Inside each phase the
 MMIO doorbell writes on I/O queues (qid > 0) and Doorbell Buffer Config
-commands are counted."""
+commands are counted.  When the trace lines carry QEMU's timestamp
+("TID@SECONDS.MICROSECONDS:", tools/vm), a phase also gets the wall-clock
+times of its two marker reads ("t_begin", "t_end"; None without)."""
 import re
+
+_STAMP = re.compile(r"^\d+@(\d+\.\d+):")
 
 _MARK = re.compile(r"pci_nvme_mmio_read addr 0x18 ")
 _DB = re.compile(r"pci_nvme_mmio_doorbell_(sq|cq) (?:sq|cq)id (\d+)")
@@ -14,7 +18,8 @@ _CONFIG = re.compile(r"pci_nvme_dbbuf_config dbs_addr=(0x[0-9a-f]+) eis_addr=(0x
 
 
 def phases(trace_path, marks_path):
-    """Returns ({phase: {"sq", "cq", "configs"}}, [(dbs_addr, eis_addr), ...])."""
+    """Returns ({phase: {"sq", "cq", "configs", "t_begin", "t_end"}},
+    [(dbs_addr, eis_addr), ...])."""
     names = iter(open(marks_path).read().split())
     segs, cur, configs = {}, None, []
     for line in open(trace_path, errors="replace"):
@@ -22,8 +27,15 @@ def phases(trace_path, marks_path):
             name = next(names, None)
             if name is None:
                 raise ValueError("more marker reads in the trace than marks")
-            cur = segs.setdefault(name[:-6], {"sq": 0, "cq": 0, "configs": 0}) \
-                if name.endswith("-begin") else None
+            stamp = _STAMP.match(line)
+            t = float(stamp.group(1)) if stamp else None
+            if name.endswith("-begin"):
+                cur = segs.setdefault(name[:-6], {"sq": 0, "cq": 0, "configs": 0,
+                                                  "t_begin": t, "t_end": None})
+            else:
+                if name.endswith("-end") and name[:-4] in segs:
+                    segs[name[:-4]]["t_end"] = t
+                cur = None
             continue
         m = _DB.search(line)
         if m:

@@ -34,6 +34,8 @@ pub enum DebayerError {
     /// The table row is not a Bayer pattern (red and blue on one diagonal,
     /// green on the other).
     Pattern,
+    /// The source layout is neither red, green, blue nor blue, green, red.
+    Layout,
 }
 
 /// Geometry and formats of one conversion.
@@ -51,18 +53,22 @@ pub const fn scratch_len(width: usize) -> usize {
     width
 }
 
-/// Reads sample `i` of a row stored with `B` bytes per sample (1, or 2
-/// little-endian).  A constant, so that each frame's loops are compiled
-/// for its sample size, without a branch per sample.
+/// The samples of a row stored with `B` bytes per sample (1, or 2
+/// little-endian).  A constant, and chunks of a constant size
+/// (`as_chunks`, not `chunks_exact`, whose size the kernel build leaves a
+/// run-time value tested per sample), so that each frame's loops are
+/// compiled for its sample size without a branch per sample; an iterator,
+/// so that the column loops below run without a bounds check per sample.
 #[inline(always)]
-fn sample<const B: usize>(row: &[u8], i: usize) -> u64 {
-    if B == 1 {
-        row.get(i).map_or(0, |&b| u64::from(b))
-    } else {
-        let lo = row.get(2 * i).map_or(0, |&b| u64::from(b));
-        let hi = row.get(2 * i + 1).map_or(0, |&b| u64::from(b));
-        lo | hi << 8
-    }
+fn samples<const B: usize>(row: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    row.as_chunks::<B>().0.iter().map(|s| {
+        let lo = s.first().map_or(0, |&v| u64::from(v));
+        if B == 1 {
+            lo
+        } else {
+            lo | s.get(1).map_or(0, |&v| u64::from(v)) << 8
+        }
+    })
 }
 
 /// Scales a mean of `bits`-bit samples to the 8-bit output.
@@ -95,23 +101,21 @@ const fn div(sum: u64, rec: u64) -> u32 {
 const LO: u64 = 0xffff_ffff;
 
 /// Writes one output pixel from the packed accumulators `a` (red | green)
-/// and `b` (green | blue), given each colour's reciprocal count and byte
-/// offset.  Spelled out per colour (no loop): this runs once per pixel.
+/// and `b` (green | blue), given each colour's reciprocal count; `SWAP`:
+/// blue first (BGR), else red first (RGB), the only two byte orders of the
+/// source codes.  Spelled out per colour (no loop): this runs once per pixel.
 #[inline(always)]
-fn emit(px: &mut [u8], a: u64, b: u64, rec: &[u64; 3], offs: [usize; 3], bits: u32) {
+fn emit<const SWAP: bool>(px: &mut [u8], a: u64, b: u64, rec: &[u64; 3], bits: u32) {
     let [rr, rg, rb] = *rec;
-    let [o_r, o_g, o_b] = offs;
-    let red = div(a & LO, rr);
-    let green = div((a >> 32) + (b & LO), rg);
-    let blue = div(b >> 32, rb);
-    if let Some(p) = px.get_mut(o_r) {
-        *p = to_u8(red, bits);
-    }
-    if let Some(p) = px.get_mut(o_g) {
-        *p = to_u8(green, bits);
-    }
-    if let Some(p) = px.get_mut(o_b) {
-        *p = to_u8(blue, bits);
+    let red = to_u8(div(a & LO, rr), bits);
+    let green = to_u8(div((a >> 32) + (b & LO), rg), bits);
+    let blue = to_u8(div(b >> 32, rb), bits);
+    if let [p0, p1, p2, ..] = px {
+        (*p0, *p1, *p2) = if SWAP {
+            (blue, green, red)
+        } else {
+            (red, green, blue)
+        };
     }
 }
 
@@ -170,16 +174,24 @@ impl Debayer<'_> {
         let cols = scratch
             .get_mut(..scratch_len(w))
             .ok_or(DebayerError::Short)?;
-        match self.sink.bpp {
-            1 => self.slide::<1>(frame, out, cols, red),
-            _ => self.slide::<2>(frame, out, cols, red),
+        let swap = match self.source.offset {
+            [0, 1, 2] => false,
+            [2, 1, 0] => true,
+            _ => return Err(DebayerError::Layout),
+        };
+        match (self.sink.bpp, swap) {
+            (1, false) => self.slide::<1, false>(frame, out, cols, red),
+            (1, true) => self.slide::<1, true>(frame, out, cols, red),
+            (_, false) => self.slide::<2, false>(frame, out, cols, red),
+            (_, true) => self.slide::<2, true>(frame, out, cols, red),
         }
         Ok(())
     }
 
-    /// `run` after its checks, for `B` bytes per sample: slides the column
-    /// sums down the frame, one output row per step.
-    fn slide<const B: usize>(
+    /// `run` after its checks, for `B` bytes per sample and byte order
+    /// `SWAP` (`emit`): slides the column sums down the frame, one output
+    /// row per step.
+    fn slide<const B: usize, const SWAP: bool>(
         &self,
         frame: &[u8],
         out: &mut [u8],
@@ -197,8 +209,8 @@ impl Debayer<'_> {
         // The window of output row 0 is rows 0..=r.
         for row in 0..(r + 1).min(h) {
             let (src, sh) = (line(row), shift(row));
-            for (i, c) in cols.iter_mut().enumerate() {
-                *c += sample::<B>(src, i) << sh;
+            for (c, v) in cols.iter_mut().zip(samples::<B>(src)) {
+                *c += v << sh;
             }
         }
         for (y, out_row) in out.chunks_exact_mut(3 * w).take(h).enumerate() {
@@ -210,18 +222,19 @@ impl Debayer<'_> {
                 let leave = (y > r).then(|| (line(y - r - 1), shift(y - r - 1)));
                 match (enter, leave) {
                     (Some((a, sa)), Some((b, sb))) => {
-                        for (i, c) in cols.iter_mut().enumerate() {
-                            *c = (*c + (sample::<B>(a, i) << sa)) - (sample::<B>(b, i) << sb);
+                        let ab = samples::<B>(a).zip(samples::<B>(b));
+                        for (c, (va, vb)) in cols.iter_mut().zip(ab) {
+                            *c = (*c + (va << sa)) - (vb << sb);
                         }
                     }
                     (Some((a, sa)), None) => {
-                        for (i, c) in cols.iter_mut().enumerate() {
-                            *c += sample::<B>(a, i) << sa;
+                        for (c, v) in cols.iter_mut().zip(samples::<B>(a)) {
+                            *c += v << sa;
                         }
                     }
                     (None, Some((b, sb))) => {
-                        for (i, c) in cols.iter_mut().enumerate() {
-                            *c -= sample::<B>(b, i) << sb;
+                        for (c, v) in cols.iter_mut().zip(samples::<B>(b)) {
+                            *c -= v << sb;
                         }
                     }
                     (None, None) => {}
@@ -231,7 +244,7 @@ impl Debayer<'_> {
             let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
             let n = parity_counts(lo, hi);
             let rows = (n[pr], n[pr ^ 1]);
-            self.row(cols, rows, qr, out_row);
+            self.row::<SWAP>(cols, rows, qr, out_row);
         }
     }
 
@@ -244,10 +257,9 @@ impl Debayer<'_> {
     /// computed once per row for each parity; the edges take the general
     /// path, which clips the window and computes its own.
     #[inline(always)]
-    fn row(&self, cols: &[u64], rows: (u32, u32), qr: usize, out_row: &mut [u8]) {
+    fn row<const SWAP: bool>(&self, cols: &[u64], rows: (u32, u32), qr: usize, out_row: &mut [u8]) {
         let w = self.width;
         let r = self.window / 2;
-        let offs = self.source.offset;
         let bits = self.sink.bits;
         let col = |x: usize| cols.get(x).copied().unwrap_or(0);
         // Per colour, the reciprocal of its sample count in a window whose
@@ -286,7 +298,7 @@ impl Debayer<'_> {
                 }
             }
             let rec = recips(x.saturating_sub(r), (x + r).min(w - 1));
-            emit(px, *a, *b, &rec, offs, bits);
+            emit::<SWAP>(px, *a, *b, &rec, bits);
         };
         // Pixels 0..m0: no column leaves yet; m0..m1: one enters and one
         // leaves, the window is whole; m1..w: columns only leave.
@@ -308,24 +320,29 @@ impl Debayer<'_> {
             cols.get(l0..l0 + n),
             out_row.get_mut(3 * m0..3 * m1),
         ) {
-            let mut same = (m0 + r) & 1 == qr;
-            // (Not `zip` with the chunks: its random-access length divides by
-            // the chunk size, whose panic path objtool misreads.)
+            // Pixels in (same, other) pairs, so that no branch picks the
+            // accumulator; a first pixel of the other parity goes alone.
+            // (Not `zip` with the chunks: its random-access length divides
+            // by the chunk size, whose panic path objtool misreads.)
             let mut cols = enter.iter().zip(leave);
-            for px in mid.chunks_exact_mut(3) {
-                let Some((&ce, &cl)) = cols.next() else {
-                    break;
-                };
-                if same {
-                    a += ce;
-                    b -= cl;
-                    emit(px, a, b, &rec_same, offs, bits);
-                } else {
+            let mut pxs = mid.chunks_exact_mut(3);
+            if (m0 + r) & 1 != qr {
+                if let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
                     b += ce;
                     a -= cl;
-                    emit(px, a, b, &rec_other, offs, bits);
+                    emit::<SWAP>(px, a, b, &rec_other, bits);
                 }
-                same = !same;
+            }
+            while let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
+                a += ce;
+                b -= cl;
+                emit::<SWAP>(px, a, b, &rec_same, bits);
+                let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) else {
+                    break;
+                };
+                b += ce;
+                a -= cl;
+                emit::<SWAP>(px, a, b, &rec_other, bits);
             }
         }
         if let Some(right) = out_row.get_mut(3 * m1..3 * w) {

@@ -7,13 +7,16 @@
 # BENCH_RUNTIME (s per run), BENCH_ROUNDS (how many times each job runs in
 # every configuration; the configurations take turns, so a ratio between two
 # of them is taken from runs a few seconds apart),
-# BENCH_JOBS (RW-BS-qdN[-bM]; -bM: fio submits and reaps M I/Os at a time,
-# iodepth_batch_submit = iodepth_batch_complete_min = M, the submission
-# batching that blk-mq hands the driver as one doorbell update),
+# BENCH_JOBS (RW-BS-qdN[-bM][-jK]; -bM: fio submits and reaps M I/Os at a
+# time, iodepth_batch_submit = iodepth_batch_complete_min = M, the submission
+# batching that blk-mq hands the driver as one doorbell update; -jK: K fio
+# jobs of that depth, one per CPU when pinned, so one per CPU queue),
 # BENCH_CPU (the CPU fio is pinned to, default 1; empty: not pinned.  Pinned,
 # every configuration submits on one queue whose interrupt is on that CPU;
 # unpinned, the scheduler moved fio between the CPUs mid-run, which split
 # the I/O over two queues and changed MMIO/IO by a third),
+# Each run's guest CPU time comes from /proc/stat's "cpu" line, read right
+# after the begin mark and right before the end mark ($name.stat).
 # BENCH_SWAP (1: our driver takes the second controller, the in-tree one the
 # first, to tell a driver's effect from the controller's).
 set -euo pipefail
@@ -22,7 +25,7 @@ out=${BENCH_OUT:?}
 runtime=${BENCH_RUNTIME:-8}
 cpu=${BENCH_CPU-1}
 rounds=${BENCH_ROUNDS:-3}
-jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16}
+jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16 randread-4k-qd1-j2 randread-4k-qd32-j2}
 mkdir -p "$out"
 : >"$out/marks.txt"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -31,8 +34,7 @@ echo "rfl-test-begin bench" >/dev/kmsg
 read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
 [ -n "${a:-}" ] && [ -n "${b:-}" ] || fail "need two NVMe controllers"
 [ "${BENCH_SWAP:-0}" = 0 ] || { t=$a a=$b b=$t; }
-pin=()
-[ -z "$cpu" ] || pin=(--cpus_allowed="$cpu")
+getconf CLK_TCK >"$out/clk_tck"
 mark_phase() { trace_mark "$out/marks.txt" "$a" "$1"; }
 
 # $b belongs to the in-tree driver, $a to ours.
@@ -49,10 +51,18 @@ echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s p
 dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
 
 for job in $jobs; do
-	IFS=- read -r rw bs qd batch <<<"$job"
-	qd=${qd#qd} batch=${batch#b}
+	IFS=- read -r rw bs qd batch njobs <<<"$job"
+	case $batch in j*) njobs=$batch batch= ;; esac
+	qd=${qd#qd} batch=${batch#b} njobs=${njobs#j}
+	njobs=${njobs:-1}
 	batching=()
 	[ -z "$batch" ] || batching=(--iodepth_batch_submit="$batch" --iodepth_batch_complete_min="$batch")
+	pin=()
+	if [ -n "$cpu" ] && [ "$njobs" = 1 ]; then
+		pin=(--cpus_allowed="$cpu")
+	elif [ -n "$cpu" ]; then
+		pin=(--cpus_allowed="0-$((njobs - 1))" --cpus_allowed_policy=split)
+	fi
 	cfgs=(nvme_dbbuf:0 nvme_dbbuf:1 nvme:1)
 	for round in $(seq "$rounds"); do
 		# Each round starts one configuration later, so that none is always
@@ -68,10 +78,12 @@ for job in $jobs; do
 			fi
 			name=$drv-$on-$job-r$round
 			mark_phase "$name-begin"
-			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs=1 \
+			grep -m1 '^cpu ' /proc/stat >"$out/$name.stat"
+			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs="$njobs" --group_reporting \
 				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" "${pin[@]}" --time_based --runtime="$runtime" \
 				--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
 				>/dev/null 2>&1 || fail "fio $name"
+			grep -m1 '^cpu ' /proc/stat >>"$out/$name.stat"
 			mark_phase "$name-end"
 			echo "  $name done"
 		done

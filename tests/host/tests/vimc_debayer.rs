@@ -244,6 +244,20 @@ fn bad_input_is_refused() {
         d.run(&bytes, &mut out, &mut [0; 8]),
         Err(DebayerError::Pattern)
     );
+    // A byte order the output loop is not compiled for is refused.
+    let gbr = RgbMap {
+        offset: [1, 0, 2],
+        ..*o
+    };
+    let d = Debayer {
+        sink: m,
+        source: &gbr,
+        ..d
+    };
+    assert_eq!(
+        d.run(&bytes, &mut out, &mut [0; 8]),
+        Err(DebayerError::Layout)
+    );
 }
 
 #[test]
