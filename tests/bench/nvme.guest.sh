@@ -15,8 +15,9 @@
 # every configuration submits on one queue whose interrupt is on that CPU;
 # unpinned, the scheduler moved fio between the CPUs mid-run, which split
 # the I/O over two queues and changed MMIO/IO by a third),
-# Each run's guest CPU time comes from /proc/stat's "cpu" line, read right
-# after the begin mark and right before the end mark ($name.stat).
+# Each run's guest CPU time comes from /proc/stat's "cpu" line and
+# /proc/uptime, read 1 s into the run and 1 s before its end ($name.stat),
+# so that fio's start and exit do not count.
 # BENCH_SWAP (1: our driver takes the second controller, the in-tree one the
 # first, to tell a driver's effect from the controller's).
 set -euo pipefail
@@ -35,6 +36,15 @@ read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
 [ -n "${a:-}" ] && [ -n "${b:-}" ] || fail "need two NVMe controllers"
 [ "${BENCH_SWAP:-0}" = 0 ] || { t=$a a=$b b=$t; }
 getconf CLK_TCK >"$out/clk_tck"
+[ "$runtime" -ge 3 ] || fail "BENCH_RUNTIME must be at least 3 s (CPU time is read 1 s inside each end)"
+for job in $jobs; do
+	[[ $job =~ ^[a-z]+-[0-9]+[kKmM]?-qd[0-9]+(-b[0-9]+)?(-j[0-9]+)?$ ]] ||
+		fail "bench job '$job' is not RW-BS-qdN[-bM][-jK]"
+done
+cpu_stat() { # the "cpu" line of /proc/stat and the uptime, together
+	grep -m1 '^cpu ' /proc/stat
+	echo "uptime $(cut -d' ' -f1 /proc/uptime)"
+}
 mark_phase() { trace_mark "$out/marks.txt" "$a" "$1"; }
 
 # $b belongs to the in-tree driver, $a to ours.
@@ -78,12 +88,13 @@ for job in $jobs; do
 			fi
 			name=$drv-$on-$job-r$round
 			mark_phase "$name-begin"
-			grep -m1 '^cpu ' /proc/stat >"$out/$name.stat"
+			(sleep 1 && cpu_stat && sleep $((runtime - 2)) && cpu_stat) >"$out/$name.stat" &
+			stat_pid=$!
 			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs="$njobs" --group_reporting \
 				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" "${pin[@]}" --time_based --runtime="$runtime" \
 				--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
 				>/dev/null 2>&1 || fail "fio $name"
-			grep -m1 '^cpu ' /proc/stat >>"$out/$name.stat"
+			wait "$stat_pid" || fail "CPU time of $name"
 			mark_phase "$name-end"
 			echo "  $name done"
 		done

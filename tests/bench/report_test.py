@@ -32,12 +32,16 @@ RUNS = {
                                               (500, 100, 3000, 300.0)],
     ("nvme-1", "randread-4k-qd32-j2"): [(400, 200, 3000, 240.0)] * 3,
 }
-# Guest: per run 100 ticks user, 7 nice, 50 system, 20 irq, 30 softirq, 5
-# steal (busy 212 ticks = 2.12 s at 100 Hz) and idle that must not count.
+# Guest: between its two readings (2 s apart by /proc/uptime) a run spends
+# 100 ticks user, 7 nice, 50 system, 20 irq, 30 softirq (busy 207 ticks =
+# 1.035 CPUs at 100 Hz) and idle, iowait and steal, which must not count.
 GUEST = (100, 7, 50, 500, 9, 20, 30, 5)
-# QEMU: 4 s of CPU per run (400 ticks), sampled every 0.5 s of a 2 s run;
-# between runs it burns 1 tick per 0.5 s, which must not count.
-QEMU_TICKS_PER_RUN = 400
+# QEMU, sampled every 0.5 s: a run is 4 sample intervals; the I/O (first to
+# last I/O-queue doorbell, off the sample grid) lies in the middle two, where
+# QEMU burns 150 ticks/s (1.5 CPUs); the first and last intervals (fio
+# starting and exiting, the marks) burn 20 ticks/s and the gaps between runs
+# 4 ticks/s, neither of which may count.
+SLOPES = (20, 150, 150, 20)
 fails = 0
 
 
@@ -57,42 +61,47 @@ def must_succeed(tool, p):
 
 def make_raw(d, fio_error_in=None, no_io_in=None, stamps=True):
     marks, trace = [], ["pci_nvme_mmio_doorbell_sq sqid 1 new_tail 3"]  # before any run
-    t, ticks = 1000.25, 5000
-    samples = [(t - 1, ticks)]
+    t, ticks, up = 1000.0, 5000, 100.0
+    samples = [(t, ticks)]
     cpu = [0] * 10
 
-    def mark():
-        trace.append((f"4242@{t:.6f}:" if stamps else "") + "pci_nvme_mmio_read addr 0x18 size 4")
+    def at(when, event):
+        trace.append((f"4242@{when:.6f}:" if stamps else "") + event)
 
     for rnd in range(3):
         for (cfg, job), per in RUNS.items():
             sq, cq, ios, iops = per[rnd]
             name = f"{cfg}-{job}-r{rnd + 1}"
-            marks.append(name + "-begin")
-            mark()
-            stat = [" ".join(["cpu "] + [str(v) for v in cpu])]
-            for k in range(4):  # the run: 2 s, samples at 0.5 s steps
+            s0 = t
+            for slope in SLOPES:
                 t += 0.5
-                ticks += QEMU_TICKS_PER_RUN // 4
+                ticks += int(slope * 0.5)
                 samples.append((t, ticks))
+            marks.append(name + "-begin")
+            at(s0 + 0.1, "pci_nvme_mmio_read addr 0x18 size 4")
+            # first I/O doorbell 0.1 s into the I/O, last 0.1 s before its end
+            trace += [f"4242@{s0 + 0.6:.6f}:" * stamps + "pci_nvme_mmio_doorbell_sq sqid 1 new_tail 7"] * sq
+            trace += [f"4242@{s0 + 1.4:.6f}:" * stamps + "pci_nvme_mmio_doorbell_cq cqid 2 new_head 9"] * cq
+            # admin: not counted, and not the last I/O doorbell either
+            trace += [f"4242@{s0 + 1.8:.6f}:" * stamps + "pci_nvme_mmio_doorbell_sq sqid 0 new_tail 1"] * 5
+            marks.append(name + "-end")
+            at(t - 0.1, "pci_nvme_mmio_read addr 0x18 size 4")
+            at(t + 0.2, "pci_nvme_mmio_doorbell_cq cqid 1 new_head 2")  # between runs
+            stat = [" ".join(["cpu "] + [str(v) for v in cpu]), f"uptime {up:.2f}"]
             cpu = [v + g for v, g in zip(cpu, GUEST + (0, 0))]
-            stat.append(" ".join(["cpu "] + [str(v) for v in cpu]))
+            up += 2.0
+            stat += [" ".join(["cpu "] + [str(v) for v in cpu]), f"uptime {up:.2f}"]
             with open(f"{d}/{name}.stat", "w") as f:
                 f.write("\n".join(stat) + "\n")
-            trace += ["pci_nvme_mmio_doorbell_sq sqid 1 new_tail 7"] * sq
-            trace += ["pci_nvme_mmio_doorbell_cq cqid 2 new_head 9"] * cq
-            trace += ["pci_nvme_mmio_doorbell_sq sqid 0 new_tail 1"] * 5  # admin: not counted
-            marks.append(name + "-end")
-            mark()
-            trace.append("pci_nvme_mmio_doorbell_cq cqid 1 new_head 2")  # between runs
-            t += 0.5
-            ticks += 1
+            t += 0.5  # the gap to the next run
+            ticks += 2
             samples.append((t, ticks))
+            up += 3.0
             cpu[3] += 77  # idle between runs
             cpu[0] += 13  # and a little user time, not counted either
             err = 5 if name == fio_error_in else 0
             if name == no_io_in:
-                ios = 0
+                ios = iops = 0
             with open(f"{d}/{name}.json", "w") as f:
                 f.write("note: a line fio prints before its JSON\n")
                 json.dump({"jobs": [{"error": err, "read": {"total_ios": ios, "iops": iops}}]}, f)
@@ -144,25 +153,26 @@ with tempfile.TemporaryDirectory() as d:
     check("IOPS on/off", ratio["iops_dbbuf_on_vs_off"]["rounds"] == [1.5, 1.1111, 1.8182])
     check("batched job reported", ("randread 4k QD32 batch 16", "nvme (in-tree)") in s)
     check("table printed", "MMIO/IO ours/in-tree 1.00 [0.67-1.20]" in p.stdout)
-    # CPU: 2.12 s of guest busy time and 4 s of QEMU time over 2000 I/Os.
-    check("guest CPU per I/O: busy ticks of the run only",
-          r["guest_cpu_us_per_io"] == 1060.0)
+    # CPU at 200 IOPS: the guest 1.035 CPUs busy, QEMU 1.5 CPUs.
+    check("guest CPUs busy between its readings, busy kinds only", r["guest_cpus_busy"] == 1.035)
+    check("QEMU CPUs busy between the first and last I/O doorbell (interpolated, off the samples)",
+          r["qemu_cpus_busy"] == 1.5)
+    check("guest CPU per I/O", r["guest_cpu_us_per_io"] == 5175.0)
     check("guest CPU split", r["guest_cpu_split_us_per_io"]
-          == {"user": 535.0, "system": 250.0, "irq": 100.0, "softirq": 150.0})
-    check("QEMU CPU per I/O: the samples between the run's marks",
-          r["qemu_cpu_us_per_io"] == 2000.0)
-    check("run length from the trace stamps", r["seconds"] == 2.0)
-    # ours/in-tree guest CPU per I/O by round: ios 1500/1500, 1000/1000,
-    # 2000/2000 -> 1.0 each; QEMU the same.
+          == {"user": 2675.0, "system": 1250.0, "irq": 500.0, "softirq": 750.0})
+    check("QEMU CPU per I/O", r["qemu_cpu_us_per_io"] == 7500.0)
+    check("run length from the trace stamps", r["seconds"] == 1.8)
+    # ours/in-tree CPU per I/O by round: the inverse IOPS ratios 120/150,
+    # 125/100, 250/200 (the same CPUs busy everywhere)
     check("CPU ratios round by round",
-          ratio["guest_cpu_per_io_ours_on_vs_in_tree"]["rounds"] == [1.0, 1.0, 1.0]
-          and ratio["qemu_cpu_per_io_ours_on_vs_in_tree"]["median"] == 1.0)
-    # dbbuf off runs 1000, 900, 1100 I/Os against on's 1500, 1000, 2000.
+          ratio["guest_cpu_per_io_ours_on_vs_in_tree"]["rounds"] == [0.8, 1.25, 1.25]
+          and ratio["qemu_cpu_per_io_ours_on_vs_in_tree"]["median"] == 1.25)
+    # dbbuf off at 100, 90, 110 IOPS against on's 150, 100, 200
     check("CPU per I/O on/off", ratio["guest_cpu_per_io_dbbuf_on_vs_off"]["rounds"]
           == [0.6667, 0.9, 0.55])
-    # 2.12 s over 1500, 1000, 2000 I/Os
-    check("CPU median over rounds", on["guest_cpu_us_per_io"]["median"] == 1413.333
-          and on["qemu_cpu_us_per_io"]["min"] == 2000.0)
+    # 1.035 CPUs over 150, 100, 200 IOPS; 1.5 CPUs over 200 IOPS
+    check("CPU median over rounds", on["guest_cpu_us_per_io"]["median"] == 6900.0
+          and on["qemu_cpu_us_per_io"]["min"] == 7500.0)
     sc = {(x["configuration"], x["numjobs"]): x for x in out["scaling"]}
     # two jobs on: 300, 150, 300 against one job's 150, 100, 200
     check("scaling: IOPS of 2 jobs / 1 job round by round",
