@@ -52,6 +52,8 @@ mod subdev;
 #[allow(dead_code, unreachable_pub)]
 #[path = "vimc_debayer/timing.rs"]
 mod timing;
+#[path = "vimc_debayer/tpg.rs"]
+mod tpg;
 
 use timing::Timings;
 
@@ -110,10 +112,7 @@ impl Graph {
         module: &'static ThisModule,
         timings: &Arc<Timings>,
     ) -> Result<Self> {
-        let media = KBox::pin_init(
-            media::MediaDevice::new(dev, module, c"vimc_debayer"),
-            GFP_KERNEL,
-        )?;
+        let media = KBox::pin_init(media::MediaDevice::new(dev, c"vimc_debayer"), GFP_KERNEL)?;
         let streams = streamer::Streams::new()?;
         let sensor = KBox::pin_init(sensor::Sensor::new(streams.clone()), GFP_KERNEL)?;
         sensor.as_ref().register(&media, module)?;
@@ -127,12 +126,12 @@ impl Graph {
             scaler: &raw const *scaler,
         };
         let capture = KBox::pin_init(
-            capture::Capture::new(streamer::Path::Rgb, sources, media.pipe(), timings.clone()),
+            capture::Capture::new(streamer::Path::Rgb, sources, media.pipe(), timings.clone())?,
             GFP_KERNEL,
         )?;
         capture.as_ref().register(&media, module)?;
         let raw_capture = KBox::pin_init(
-            capture::Capture::new(streamer::Path::Raw, sources, media.pipe(), timings.clone()),
+            capture::Capture::new(streamer::Path::Raw, sources, media.pipe(), timings.clone())?,
             GFP_KERNEL,
         )?;
         raw_capture.as_ref().register(&media, module)?;
@@ -155,7 +154,7 @@ impl Graph {
             raw_capture.entity(),
             0,
         )?;
-        media.register_subdev_nodes()?;
+        media.register(module)?;
         dev_ddbg!(dev, "media graph registered\n");
         Ok(Self {
             _capture: capture,

@@ -22,6 +22,10 @@ use kernel::{
     types::Opaque,
 };
 
+/// Buffers a queue may have (vb2's default, set explicitly because the
+/// queued list is sized for it).
+const MAX_BUFFERS: u32 = 32;
+
 /// Registration progress, for `PinnedDrop` to undo exactly what was done.
 const STAGE_NONE: u8 = 0;
 const STAGE_QUEUE: u8 = 1;
@@ -122,7 +126,10 @@ impl Capture {
         sources: Sources,
         pipe: *mut sys::media_pipeline,
         timings: Arc<Timings>,
-    ) -> impl PinInit<Self> {
+    ) -> Result<impl PinInit<Self>> {
+        // Room for every buffer vb2 may hand us, so `buf_queue` (atomic
+        // context, no way to fail) never allocates.
+        let queued = KVec::with_capacity(MAX_BUFFERS as usize, GFP_KERNEL)?;
         // The default format is what the upstream pad's default produces
         // (the scaler's default is 1:1), so that the default pipeline streams.
         let code = match path {
@@ -134,7 +141,7 @@ impl Capture {
             formats::DEFAULT_BAYER.width,
             formats::DEFAULT_BAYER.height,
         );
-        pin_init!(Self {
+        Ok(pin_init!(Self {
             vdev <- Opaque::ffi_init(|p: *mut sys::video_device| {
                 // SAFETY: valid for writes; all-zero is what the V4L2 core
                 // expects of a video device before setup.
@@ -164,7 +171,7 @@ impl Capture {
                 unsafe { p.write_bytes(0, 1) }
             }),
             pipe,
-            queued <- new_spinlock!(KVec::new(), "vimc_debayer capture queue"),
+            queued <- new_spinlock!(queued, "vimc_debayer capture queue"),
             fmt <- new_spinlock!(fmt, "vimc_debayer capture format"),
             streamer <- new_mutex!(None, "vimc_debayer streamer"),
             sources,
@@ -172,7 +179,7 @@ impl Capture {
             timings,
             sequence: AtomicU32::new(0),
             stage: AtomicU8::new(STAGE_NONE),
-        })
+        }))
     }
 
     fn name(&self) -> &'static CStr {
@@ -233,6 +240,7 @@ impl Capture {
             (*q).mem_ops = &raw const sys::vb2_vmalloc_memops;
             (*q).timestamp_flags = sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
             (*q).min_reqbufs_allocation = 2;
+            (*q).max_num_buffers = MAX_BUFFERS;
             (*q).lock = self.lock.get();
             (*q).dev = (*media.v4l2()).dev;
             to_result(sys::vb2_queue_init(q))?;
@@ -282,8 +290,9 @@ impl Capture {
 
     /// Returns every queued buffer to vb2 in `state`.
     fn return_all(&self, state: sys::vb2_buffer_state) {
-        let bufs = core::mem::take(&mut *self.queued.lock());
-        for b in bufs {
+        // Drained in place: the list keeps the room `new` made for it.
+        let mut q = self.queued.lock();
+        for b in q.drain_all() {
             // SAFETY: a buffer vb2 queued to us and we never returned.
             unsafe { sys::vb2_buffer_done(b.0, state) };
         }
@@ -519,7 +528,9 @@ unsafe extern "C" fn buf_prepare(vb: *mut sys::vb2_buffer) -> i32 {
 unsafe extern "C" fn buf_queue(vb: *mut sys::vb2_buffer) {
     // SAFETY: vb2 passes a buffer of our queue.
     let this = unsafe { of_queue((*vb).vb2_queue) };
-    let pushed = this.queued.lock().push(QueuedBuf(vb), GFP_ATOMIC);
+    // vb2 never has more than `max_num_buffers` buffers, for which `new`
+    // made room, so this cannot fail; if it did, the buffer goes back.
+    let pushed = this.queued.lock().push_within_capacity(QueuedBuf(vb));
     if pushed.is_err() {
         // SAFETY: vb2 gave us the buffer; give it back, failed.
         unsafe { sys::vb2_buffer_done(vb, sys::vb2_buffer_state_VB2_BUF_STATE_ERROR) };

@@ -14,9 +14,8 @@ use kernel::{error::to_result, prelude::*, types::Opaque};
 pub(crate) const SINK: u32 = 0;
 pub(crate) const SRC: u32 = 1;
 
-/// vimc's control ids, so tools written for vimc find ours.
-const CID_VIMC_CLASS: u32 = 0x00f0_0000 | 1;
-const CID_MEAN_WIN_SIZE: u32 = (0x00f0_0000 | 0xf000) + 1;
+/// vimc's window control id.
+const CID_MEAN_WIN_SIZE: u32 = subdev::CID_VIMC_BASE + 1;
 
 #[pin_data(PinnedDrop)]
 pub(crate) struct Debayer {
@@ -65,7 +64,7 @@ impl Debayer {
                 kernel::static_lock_class!().as_ptr(),
                 c"vimc_debayer window".as_char_ptr(),
             ))?;
-            sys::v4l2_ctrl_new_custom(hdl, &CTRL_CLASS.0, core::ptr::null_mut());
+            sys::v4l2_ctrl_new_custom(hdl, &subdev::CTRL_CLASS.0, core::ptr::null_mut());
             sys::v4l2_ctrl_new_custom(hdl, &CTRL_WINDOW.0, this.cast());
             to_result((*hdl).error)?;
         }
@@ -85,10 +84,11 @@ impl Debayer {
 #[pinned_drop]
 impl PinnedDrop for Debayer {
     fn drop(self: Pin<&mut Self>) {
-        // The sub-device (a field) is unregistered after this; the control
-        // handler is not used once the devnode is gone, and the pipeline
-        // drops every entity before the media device.
-        // SAFETY: freeing a zeroed or initialised handler is valid.
+        // The handler goes after the sub-device's node, through which
+        // control ioctls reach it (as vimc's release follows unregister).
+        self.sd.unregister();
+        // SAFETY: freeing a zeroed or initialised handler is valid; no one
+        // reaches it through the unregistered sub-device.
         unsafe { sys::v4l2_ctrl_handler_free(self.hdl.get()) };
     }
 }
@@ -110,16 +110,8 @@ static PAD_OPS: OpsTable<sys::v4l2_subdev_pad_ops> = OpsTable(sys::v4l2_subdev_p
     ..unsafe { core::mem::zeroed() }
 });
 
-static CORE_OPS: OpsTable<sys::v4l2_subdev_core_ops> = OpsTable(sys::v4l2_subdev_core_ops {
-    log_status: Some(sys::v4l2_ctrl_subdev_log_status),
-    subscribe_event: Some(sys::v4l2_ctrl_subdev_subscribe_event),
-    unsubscribe_event: Some(sys::v4l2_event_subdev_unsubscribe),
-    // SAFETY: as above.
-    ..unsafe { core::mem::zeroed() }
-});
-
 static OPS: OpsTable<sys::v4l2_subdev_ops> = OpsTable(sys::v4l2_subdev_ops {
-    core: &CORE_OPS.0,
+    core: &subdev::CTRL_CORE_OPS.0,
     pad: &PAD_OPS.0,
     // SAFETY: as above.
     ..unsafe { core::mem::zeroed() }
@@ -135,17 +127,6 @@ static INTERNAL_OPS: OpsTable<sys::v4l2_subdev_internal_ops> =
 static CTRL_OPS: OpsTable<sys::v4l2_ctrl_ops> = OpsTable(sys::v4l2_ctrl_ops {
     s_ctrl: Some(s_ctrl),
     // SAFETY: as above.
-    ..unsafe { core::mem::zeroed() }
-});
-
-// `CStrExt::as_char_ptr` is not const; a static needs the pointer now.
-#[allow(clippy::disallowed_methods)]
-static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
-    id: CID_VIMC_CLASS,
-    name: c"VIMC Controls".as_ptr().cast(),
-    type_: sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS,
-    flags: sys::V4L2_CTRL_FLAG_READ_ONLY | sys::V4L2_CTRL_FLAG_WRITE_ONLY,
-    // SAFETY: zero is the default of every other field.
     ..unsafe { core::mem::zeroed() }
 });
 

@@ -49,7 +49,8 @@ fn set_str<const N: usize>(field: &mut [FfiChar; N], s: &[u8]) {
 
 type FfiChar = kernel::ffi::c_char;
 
-/// A registered `struct media_device` with its `struct v4l2_device`.
+/// A `struct media_device` (published by `register`) with its registered
+/// `struct v4l2_device`.
 ///
 /// Both are embedded (pinned); `PinnedDrop` unregisters them before the
 /// memory goes.
@@ -71,11 +72,11 @@ unsafe impl Send for MediaDevice {}
 unsafe impl Sync for MediaDevice {}
 
 impl MediaDevice {
-    /// Initialises and registers the media device `model` and a V4L2 device
-    /// under `dev`.
+    /// Initialises the media device `model` and registers a V4L2 device
+    /// under `dev`.  `/dev/mediaN` appears only in `register`, once the
+    /// caller has built the whole graph.
     pub(crate) fn new<'a>(
         dev: &'a Device<Bound>,
-        module: &'static ThisModule,
         model: &'a CStr,
     ) -> impl PinInit<Self, Error> + 'a {
         let raw_dev: *mut kernel::bindings::device = core::ptr::from_ref(dev).cast_mut().cast();
@@ -111,17 +112,6 @@ impl MediaDevice {
                 unsafe { sys::media_device_cleanup(mdev) };
                 return Err(e);
             }
-            // SAFETY: `mdev` is initialised; `module` outlives the device
-            // (the module owns the registration).
-            let ret = unsafe { sys::__media_device_register(mdev, module.as_ptr().cast()) };
-            if let Err(e) = to_result(ret) {
-                // SAFETY: registered above / initialised above.
-                unsafe {
-                    sys::v4l2_device_unregister(v4l2);
-                    sys::media_device_cleanup(mdev);
-                }
-                return Err(e);
-            }
             Ok(())
         };
         // SAFETY: on success every field is initialised (C-initialised
@@ -134,11 +124,19 @@ impl MediaDevice {
         self.mdev.get()
     }
 
-    /// Creates `/dev/v4l-subdevN` for every registered sub-device.
-    pub(crate) fn register_subdev_nodes(&self) -> Result {
+    /// Publishes the finished graph: `/dev/v4l-subdevN` for every
+    /// registered sub-device, then `/dev/mediaN`, so that nothing opening
+    /// the media device can see entities, links or interfaces missing.
+    /// On failure nothing is published (the nodes go when their
+    /// sub-devices are unregistered).
+    pub(crate) fn register(&self, module: &'static ThisModule) -> Result {
         // SAFETY: the V4L2 device is registered; nodes are removed when
         // their sub-devices are unregistered.
-        to_result(unsafe { sys::__v4l2_device_register_subdev_nodes(self.v4l2(), false) })
+        to_result(unsafe { sys::__v4l2_device_register_subdev_nodes(self.v4l2(), false) })?;
+        // SAFETY: `mdev` is initialised and not registered (`register` is
+        // called once, by the graph); `module` outlives the device (the
+        // module owns the registration).
+        to_result(unsafe { sys::__media_device_register(self.mdev(), module.as_ptr().cast()) })
     }
 
     /// The shared pipeline object of the video nodes.
@@ -155,8 +153,9 @@ impl MediaDevice {
 #[pinned_drop]
 impl PinnedDrop for MediaDevice {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: both were registered by `new` (a `MediaDevice` exists only
-        // if it succeeded); unregister in reverse order, then free the
+        // SAFETY: the V4L2 device was registered by `new` (a `MediaDevice`
+        // exists only if it succeeded); unregistering a media device that
+        // `register` never registered is a no-op.  Reverse order, then the
         // media device's internal state.
         unsafe {
             sys::media_device_unregister(self.mdev());

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The media, V4L2 and videobuf2 API vimc_debayer binds (the 7.3 kernel crate
- * has none).  tools/media-bindgen turns it into Rust at build time with the
+ * has none), and set_freezable() for its streaming thread.  tools/media-bindgen turns it into Rust at build time with the
  * kernel's own bindgen parameters.
  */
+#include <linux/freezer.h>
 #include <media/media-device.h>
 #include <media/media-entity.h>
 #include <media/v4l2-ctrls.h>

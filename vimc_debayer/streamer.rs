@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The streaming thread: at the frame interval, the sensor's test pattern
-//! (the kernel's v4l2-tpg, set up as in-tree vimc's sensor sets it up, and
-//! generated once at stream on because it does not change) goes
+//! (drawn again only when the sensor's controls change) goes
 //! through the debayer and the scaler into the next queued capture buffer
 //! (or, for the raw capture node, straight into it), like vimc's streamer.
 //! The pipeline's formats are read once at stream on (they cannot change
@@ -19,6 +18,7 @@ use super::scaler_core;
 use super::sensor::{self, Sensor};
 use super::subdev;
 use super::timing::{FrameTime, Timings};
+use super::tpg;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
@@ -26,7 +26,6 @@ use kernel::{
     prelude::*,
     sync::Arc,
     time::{Instant, Monotonic},
-    types::Opaque,
 };
 
 /// Frame interval: 30 frames per second, vimc's default.
@@ -69,13 +68,16 @@ struct RgbStages {
 /// while it runs.
 struct Ctx {
     capture: *const Capture,
+    sensor: *const Sensor,
     debayer: *const Debayer,
     timings: Arc<Timings>,
     width: usize,
     height: usize,
     sink: &'static BayerMap,
-    /// The sensor's frame.
+    /// The sensor's frame, and the change count of its controls it was
+    /// drawn at.
     bayer: KVVec<u8>,
+    drawn: u32,
     /// `None` on the raw path, which takes the sensor's frame as it is.
     stages: Option<RgbStages>,
 }
@@ -107,7 +109,10 @@ impl Streams {
         Ok(Self(Arc::new(AtomicU32::new(0), GFP_KERNEL)?))
     }
 
-    /// Whether any stream runs (active formats are then fixed).
+    /// Whether any stream runs (active formats are then fixed).  Read
+    /// under the entity's state lock by `set_fmt`; a stream start counts
+    /// itself in before it takes the same locks to read the formats, so
+    /// either it sees the new format or `set_fmt` sees the stream.
     pub(crate) fn any(&self) -> bool {
         self.0.load(Ordering::Relaxed) != 0
     }
@@ -182,8 +187,16 @@ impl Streamer {
         let (stages, upstream) = match path {
             Path::Raw => (None, sensor_fmt),
             Path::Rgb => {
+                let deb_sink = active_fmt(deb.sd.raw(), debayer::SINK).ok_or(EINVAL)?;
                 let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
                 let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
+                // Link validation ran before the formats were fixed; a
+                // `set_fmt` between the two would pass unseen, so the links
+                // are checked again on what was read after fixing them.
+                if deb_sink != sensor_fmt || sc_sink != deb_src {
+                    crate::dyndbg::ddbg!("stream on: a format changed during link validation\n");
+                    return Err(EPIPE);
+                }
                 let stages = RgbStages::new(w, h, deb_src, sc_sink, sc_src, crop)?;
                 crate::dyndbg::ddbg!(
                     "stream on: debayer {:#x} -> {:#x}, scaler {}x{} -> {}x{}\n",
@@ -197,45 +210,30 @@ impl Streamer {
                 (Some(stages), sc_src)
             }
         };
-        // Link validation ran only if this stream started the pipeline;
-        // the other node's may be running already, so check our end here.
+        // Link validation ran only if this stream started the pipeline
+        // (the other node's may be running already), and before the
+        // formats were fixed: check our end here.
         if !capture.accepts(&upstream) {
             crate::dyndbg::ddbg!("stream on: capture format does not match {:?}\n", upstream);
             return Err(EPIPE);
         }
         // The pattern does not move (no on-screen text, no motion), so the
-        // sensor frame is generated once per stream, not once per frame.
+        // sensor frame is drawn at stream on and again only when the
+        // sensor's controls change (or for noise), not every frame.
         let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
-        let tpg = KBox::pin_init(
-            Opaque::ffi_init(|p: *mut sys::tpg_data| {
-                // SAFETY: valid for writes; `tpg_init` fills it.
-                unsafe { p.write_bytes(0, 1) }
-            }),
-            GFP_KERNEL,
-        )?;
-        // SAFETY: `tpg` is ours; `bayer` holds a whole frame at the bytes per
-        // line `setup_tpg` sets; `tpg_free` accepts a tpg whose allocation
-        // failed part-way (its line pointers start NULL).
-        let ret = timed(&timings.sensor, || unsafe {
-            sys::tpg_init(tpg.get(), w as u32, h as u32);
-            let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);
-            if ret == 0 {
-                setup_tpg(tpg.get(), sink, w as u32, h as u32);
-                sys::tpg_fill_plane_buffer(tpg.get(), 0, 0, bayer.as_mut_ptr());
-            }
-            sys::tpg_free(tpg.get());
-            ret
-        });
-        kernel::error::to_result(ret)?;
+        let (look, drawn) = sen.look();
+        timed(&timings.sensor, || tpg::draw(sink, w, h, &look, &mut bayer))?;
         let ctx = KBox::new(
             Ctx {
                 capture,
+                sensor: sources.sensor,
                 debayer: sources.debayer,
                 timings: timings.clone(),
                 width: w,
                 height: h,
                 sink,
                 bayer,
+                drawn,
                 stages,
             },
             GFP_KERNEL,
@@ -277,56 +275,6 @@ impl Drop for Streamer {
         unsafe { bindings::kthread_stop(self.task) };
         set_streaming(&self.sources, false);
         crate::dyndbg::ddbg!("stream off\n");
-    }
-}
-
-/// What vimc's sensor does with a format (`vimc_sensor_tpg_s_format`): the
-/// tpg's static inline setters, redone here.
-///
-/// # Safety
-///
-/// `t` is an initialised, allocated tpg no one else uses.
-unsafe fn setup_tpg(t: *mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
-    // SAFETY: per the contract.
-    let t = unsafe {
-        sys::tpg_reset_source(t, w, h, sys::v4l2_field_V4L2_FIELD_NONE);
-        // The fourcc first, so the line layout below is the Bayer one
-        // (vimc reaches the same state on its second format set).
-        sys::tpg_s_fourcc(t, m.fourcc);
-        &mut *t
-    };
-    // tpg_s_bytesperline(tpg, 0, w * bpp)
-    let bpl = w * m.bpp as u32;
-    let planes = if t.interleaved { 1 } else { t.planes as usize };
-    for p in 0..planes.min(t.bytesperline.len()) {
-        let tw = t.twopixelsize.get(p).copied().unwrap_or(1);
-        let t0 = t.twopixelsize[0].max(1);
-        let hd = u32::from(t.hdownsampling.get(p).copied().unwrap_or(1).max(1));
-        if let Some(b) = t.bytesperline.get_mut(p) {
-            *b = bpl * tw / t0 / hd;
-        }
-    }
-    if t.interleaved {
-        t.bytesperline[1] = t.bytesperline[0];
-    }
-    t.buf_height = h;
-    t.field = sys::v4l2_field_V4L2_FIELD_NONE;
-    t.field_alternate = false;
-    let colorimetry = [
-        (&mut t.colorspace, sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB),
-        (&mut t.ycbcr_enc, 0),
-        (&mut t.quantization, 0),
-        (&mut t.xfer_func, 0),
-    ];
-    let mut changed = false;
-    for (field, v) in colorimetry {
-        if *field != v {
-            *field = v;
-            changed = true;
-        }
-    }
-    if changed {
-        t.recalc_colors = true;
     }
 }
 
@@ -386,13 +334,33 @@ impl RgbStages {
 }
 
 impl Ctx {
+    /// Draws the sensor's frame again if its controls changed since it was
+    /// drawn, or if its pattern changes every frame (noise), as vimc's
+    /// sensor does each frame.  If drawing fails the old frame stays.
+    fn redraw(&mut self) {
+        // SAFETY: see `Sources`.
+        let (look, n) = unsafe { (*self.sensor).look() };
+        if n == self.drawn && look.is_static() {
+            return;
+        }
+        let (m, w, h, bayer) = (self.sink, self.width, self.height, &mut self.bayer);
+        if timed(&self.timings.sensor, || tpg::draw(m, w, h, &look, bayer)).is_ok() {
+            self.drawn = n;
+        }
+    }
+
     /// One frame through the pipeline into the next queued buffer.
     fn frame(&mut self) {
         // SAFETY: the capture node outlives the stream.
         let capture = unsafe { &*self.capture };
-        let Some(buf) = capture.next_buffer() else {
+        let buf = capture.next_buffer();
+        // One line per tick when enabled: shows when the thread runs
+        // (tests/vm/vimc_lifecycle.sh checks it stops while frozen).
+        crate::dyndbg::ddbg!("frame tick, buffer {}\n", buf.is_some());
+        let Some(buf) = buf else {
             return; // no buffer queued: this frame is dropped, as in vimc
         };
+        self.redraw();
         let (out, copy_time) = match &mut self.stages {
             None => (Some(&self.bayer[..]), &self.timings.raw_capture),
             Some(stages) => {
@@ -443,7 +411,8 @@ impl Ctx {
     }
 }
 
-/// The thread: one frame per interval until told to stop.
+/// The thread: one frame per interval until told to stop.  Freezable, as
+/// vimc's streamer is: while the system suspends it makes no frames.
 ///
 /// # Safety
 ///
@@ -452,11 +421,18 @@ unsafe extern "C" fn thread(data: *mut c_void) -> i32 {
     // SAFETY: `data` is the `Ctx` the `Streamer` owns, which waits for this
     // thread in `kthread_stop` before touching it.
     let ctx = unsafe { &mut *data.cast::<Ctx>() };
-    // SAFETY: plain calls on the current kthread.
-    while !unsafe { bindings::kthread_should_stop() } {
+    // Without the freezer, `set_freezable` is a static inline no-op.
+    // SAFETY: plain calls on the current kthread; the freezer parks it in
+    // `kthread_freezable_should_stop`, between frames.
+    #[cfg(CONFIG_FREEZER)]
+    unsafe {
+        sys::set_freezable()
+    };
+    // SAFETY: as above; a NULL `was_frozen` is allowed.
+    while !unsafe { bindings::kthread_freezable_should_stop(core::ptr::null_mut()) } {
         ctx.frame();
-        // SAFETY: as above; `kthread_stop` wakes us early.
-        unsafe { bindings::schedule_timeout_uninterruptible(INTERVAL_JIFFIES) };
+        // SAFETY: as above; `kthread_stop` and the freezer wake us early.
+        unsafe { bindings::schedule_timeout_interruptible(INTERVAL_JIFFIES) };
     }
     0
 }

@@ -140,20 +140,53 @@ impl<const N: usize> Subdev<N> {
         }
         Ok(())
     }
+
+    /// Removes the device node and the entity, so that no ioctl reaches
+    /// the sub-device's controls any more: an entity with a control handler
+    /// calls this before freeing it.  Dropping does it too; twice is fine.
+    pub(crate) fn unregister(&self) {
+        // SAFETY: a no-op for a sub-device that never was registered or
+        // already is not (`v4l2_dev` NULL).
+        unsafe { sys::v4l2_device_unregister_subdev(self.raw()) };
+    }
 }
 
 #[pinned_drop]
 impl<const N: usize> PinnedDrop for Subdev<N> {
     fn drop(self: Pin<&mut Self>) {
-        let sd = self.raw();
-        // SAFETY: unregistering is a no-op for a sub-device that never was
-        // (`v4l2_dev` NULL); cleanup frees the active state if allocated.
-        unsafe {
-            sys::v4l2_device_unregister_subdev(sd);
-            sys::v4l2_subdev_cleanup(sd);
-        }
+        self.unregister();
+        // SAFETY: cleanup frees the active state if allocated; nothing
+        // reaches the unregistered sub-device any more.
+        unsafe { sys::v4l2_subdev_cleanup(self.raw()) };
     }
 }
+
+/// vimc's control class and the first id of its private controls, so
+/// tools written for vimc find ours.
+pub(crate) const CID_VIMC_CLASS: u32 = 0x00f0_0000 | 1;
+pub(crate) const CID_VIMC_BASE: u32 = 0x00f0_0000 | 0xf000;
+
+/// The "VIMC Controls" class control of every entity with controls.
+// `CStrExt::as_char_ptr` is not const; a static needs the pointer now.
+#[allow(clippy::disallowed_methods)]
+pub(crate) static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
+    id: CID_VIMC_CLASS,
+    name: c"VIMC Controls".as_ptr().cast(),
+    type_: sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS,
+    flags: sys::V4L2_CTRL_FLAG_READ_ONLY | sys::V4L2_CTRL_FLAG_WRITE_ONLY,
+    // SAFETY: zero is the default of every other field.
+    ..unsafe { core::mem::zeroed() }
+});
+
+/// Core ops of a sub-device with controls: control events, log status.
+pub(crate) static CTRL_CORE_OPS: OpsTable<sys::v4l2_subdev_core_ops> =
+    OpsTable(sys::v4l2_subdev_core_ops {
+        log_status: Some(sys::v4l2_ctrl_subdev_log_status),
+        subscribe_event: Some(sys::v4l2_ctrl_subdev_subscribe_event),
+        unsubscribe_event: Some(sys::v4l2_event_subdev_unsubscribe),
+        // SAFETY: all-NULL is "not implemented" for the remaining ops.
+        ..unsafe { core::mem::zeroed() }
+    });
 
 static ENTITY_OPS: OpsTable<sys::media_entity_operations> =
     OpsTable(sys::media_entity_operations {

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The sensor's test pattern: the kernel's v4l2-tpg, set up as in-tree
+//! vimc's sensor sets it up (`vimc_sensor_tpg_s_format` and its control
+//! handler), drawn into a Bayer frame.
+
+use super::formats::{self, BayerMap};
+use super::media::sys;
+use kernel::{prelude::*, types::Opaque};
+
+/// What vimc's sensor controls set on the tpg.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Look {
+    /// `enum tpg_pattern`.
+    pub(crate) pattern: u32,
+    pub(crate) hflip: bool,
+    pub(crate) vflip: bool,
+    pub(crate) brightness: u8,
+    pub(crate) contrast: u8,
+    pub(crate) hue: i16,
+    pub(crate) saturation: u8,
+}
+
+impl Look {
+    /// The controls' defaults (vimc's).
+    pub(crate) const DEFAULT: Look = Look {
+        pattern: 0,
+        hflip: false,
+        vflip: false,
+        brightness: 128,
+        contrast: 128,
+        hue: 0,
+        saturation: 128,
+    };
+
+    /// Whether the pattern is the same every frame (all but noise).
+    pub(crate) fn is_static(&self) -> bool {
+        self.pattern != sys::tpg_pattern_TPG_PAT_NOISE
+    }
+}
+
+/// Draws `look`, `w` x `h` pixels of the Bayer code `m`, into `out`.
+pub(crate) fn draw(m: &BayerMap, w: usize, h: usize, look: &Look, out: &mut [u8]) -> Result {
+    if out.len() < w * h * m.bpp {
+        return Err(EINVAL);
+    }
+    let (w, h) = (
+        u32::try_from(w).map_err(|_| EINVAL)?,
+        u32::try_from(h).map_err(|_| EINVAL)?,
+    );
+    let tpg = KBox::pin_init(
+        Opaque::ffi_init(|p: *mut sys::tpg_data| {
+            // SAFETY: valid for writes; `tpg_init` fills it.
+            unsafe { p.write_bytes(0, 1) }
+        }),
+        GFP_KERNEL,
+    )?;
+    // SAFETY: `tpg` is ours; `out` holds a whole frame (checked above) at
+    // the bytes per line `setup_tpg` sets; `tpg_free` accepts a tpg whose
+    // allocation failed part-way (its line pointers start NULL).
+    let ret = unsafe {
+        sys::tpg_init(tpg.get(), w, h);
+        let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);
+        if ret == 0 {
+            setup_tpg(tpg.get(), m, w, h);
+            apply(tpg.get(), look);
+            sys::tpg_fill_plane_buffer(tpg.get(), 0, 0, out.as_mut_ptr());
+        }
+        sys::tpg_free(tpg.get());
+        ret
+    };
+    kernel::error::to_result(ret)
+}
+
+/// vimc's control handler on a fresh tpg: the static inline setters
+/// `tpg_s_pattern`, `_hflip`, `_vflip`, `_brightness`, `_contrast`, `_hue`
+/// and `_saturation`, redone here.
+///
+/// # Safety
+///
+/// `t` is an initialised, allocated tpg no one else uses.
+unsafe fn apply(t: *mut sys::tpg_data, look: &Look) {
+    let hflip_changed = {
+        // SAFETY: per the contract; the borrow ends before `t` is used again.
+        let tp = unsafe { &mut *t };
+        tp.pattern = look.pattern;
+        tp.brightness = look.brightness;
+        tp.contrast = look.contrast;
+        tp.saturation = look.saturation;
+        tp.hue = look.hue.clamp(-128, 128);
+        tp.recalc_colors = true;
+        tp.vflip = look.vflip;
+        let changed = tp.hflip != look.hflip;
+        tp.hflip = look.hflip;
+        changed
+    };
+    if hflip_changed {
+        // SAFETY: per the contract.
+        unsafe {
+            sys::tpg_update_mv_step(t);
+            (*t).recalc_lines = true;
+        }
+    }
+}
+
+/// What vimc's sensor does with a format (`vimc_sensor_tpg_s_format`): the
+/// tpg's static inline setters, redone here.
+///
+/// # Safety
+///
+/// `t` is an initialised, allocated tpg no one else uses.
+unsafe fn setup_tpg(t: *mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
+    // SAFETY: per the contract.
+    let t = unsafe {
+        sys::tpg_reset_source(t, w, h, sys::v4l2_field_V4L2_FIELD_NONE);
+        // The fourcc first, so the line layout below is the Bayer one
+        // (vimc reaches the same state on its second format set).
+        sys::tpg_s_fourcc(t, m.fourcc);
+        &mut *t
+    };
+    // tpg_s_bytesperline(tpg, 0, w * bpp)
+    let bpl = w * m.bpp as u32;
+    let planes = if t.interleaved { 1 } else { t.planes as usize };
+    for p in 0..planes.min(t.bytesperline.len()) {
+        let tw = t.twopixelsize.get(p).copied().unwrap_or(1);
+        let t0 = t.twopixelsize[0].max(1);
+        let hd = u32::from(t.hdownsampling.get(p).copied().unwrap_or(1).max(1));
+        if let Some(b) = t.bytesperline.get_mut(p) {
+            *b = bpl * tw / t0 / hd;
+        }
+    }
+    if t.interleaved {
+        t.bytesperline[1] = t.bytesperline[0];
+    }
+    t.buf_height = h;
+    t.field = sys::v4l2_field_V4L2_FIELD_NONE;
+    t.field_alternate = false;
+    let colorimetry = [
+        (&mut t.colorspace, sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB),
+        (&mut t.ycbcr_enc, 0),
+        (&mut t.quantization, 0),
+        (&mut t.xfer_func, 0),
+    ];
+    let mut changed = false;
+    for (field, v) in colorimetry {
+        if *field != v {
+            *field = v;
+            changed = true;
+        }
+    }
+    if changed {
+        t.recalc_colors = true;
+    }
+}
