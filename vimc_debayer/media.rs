@@ -7,6 +7,7 @@
 //! generated at build time from `media_helper.h` by `tools/media-bindgen`,
 //! and this file keeps the unsafe calls into it small and commented.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     device::{Bound, Device},
     error::to_result,
@@ -63,6 +64,8 @@ pub(crate) struct MediaDevice {
     /// The one pipeline the video nodes start (see `capture.rs`).
     #[pin]
     pipe: Opaque<sys::media_pipeline>,
+    /// Whether `register` ran.
+    registered: AtomicBool,
 }
 
 // SAFETY: the C structures are only touched through the media core's own
@@ -85,7 +88,7 @@ impl MediaDevice {
         let init = move |this: *mut Self| -> Result {
             // SAFETY: `this` is valid for writes (pin-init slot); `mdev`,
             // `v4l2` and `pipe` are plain C data for which all-zero is the
-            // documented starting state.
+            // documented starting state; `registered` needs no drop.
             let (mdev, v4l2) = unsafe {
                 let mdev = Opaque::cast_into(core::ptr::addr_of!((*this).mdev));
                 let v4l2 = Opaque::cast_into(core::ptr::addr_of!((*this).v4l2));
@@ -94,6 +97,7 @@ impl MediaDevice {
                 v4l2.write_bytes(0, 1);
                 // The media core initialises the rest at pipeline start.
                 pipe.write_bytes(0, 1);
+                core::ptr::addr_of_mut!((*this).registered).write(AtomicBool::new(false));
                 (mdev, v4l2)
             };
             // SAFETY: `mdev` is zeroed and exclusively ours until registered.
@@ -127,15 +131,21 @@ impl MediaDevice {
     /// Publishes the finished graph: `/dev/v4l-subdevN` for every
     /// registered sub-device, then `/dev/mediaN`, so that nothing opening
     /// the media device can see entities, links or interfaces missing.
-    /// On failure nothing is published (the nodes go when their
-    /// sub-devices are unregistered).
+    /// Once only (`EBUSY` after).  On failure the media device is not
+    /// published; the nodes made so far go when the caller drops the
+    /// entities, which are not refcounted: a file opened on one in that
+    /// window would outlive it (vimc frees its entities from the V4L2
+    /// device's release instead).
     pub(crate) fn register(&self, module: &'static ThisModule) -> Result {
+        if self.registered.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
         // SAFETY: the V4L2 device is registered; nodes are removed when
         // their sub-devices are unregistered.
         to_result(unsafe { sys::__v4l2_device_register_subdev_nodes(self.v4l2(), false) })?;
-        // SAFETY: `mdev` is initialised and not registered (`register` is
-        // called once, by the graph); `module` outlives the device (the
-        // module owns the registration).
+        // SAFETY: `mdev` is initialised and not registered (the flag
+        // above); `module` outlives the device (the module owns the
+        // registration).
         to_result(unsafe { sys::__media_device_register(self.mdev(), module.as_ptr().cast()) })
     }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The streaming thread: at the frame interval, the sensor's test pattern
-//! (drawn again only when the sensor's controls change) goes
+//! (drawn again only when the sensor's controls change, or every frame
+//! for noise) goes
 //! through the debayer and the scaler into the next queued capture buffer
 //! (or, for the raw capture node, straight into it), like vimc's streamer.
 //! The pipeline's formats are read once at stream on (they cannot change

@@ -48,6 +48,13 @@ pub(crate) fn draw(m: &BayerMap, w: usize, h: usize, look: &Look, out: &mut [u8]
         u32::try_from(w).map_err(|_| EINVAL)?,
         u32::try_from(h).map_err(|_| EINVAL)?,
     );
+    // The tpg's line buffers are allocated for `MAX_WIDTH`, and its noise
+    // wants at least 2 pixels: only the sizes the sensor allows.
+    if !(formats::MIN_WIDTH..=formats::MAX_WIDTH).contains(&w)
+        || !(formats::MIN_HEIGHT..=formats::MAX_HEIGHT).contains(&h)
+    {
+        return Err(EINVAL);
+    }
     let tpg = KBox::pin_init(
         Opaque::ffi_init(|p: *mut sys::tpg_data| {
             // SAFETY: valid for writes; `tpg_init` fills it.
@@ -55,9 +62,10 @@ pub(crate) fn draw(m: &BayerMap, w: usize, h: usize, look: &Look, out: &mut [u8]
         }),
         GFP_KERNEL,
     )?;
-    // SAFETY: `tpg` is ours; `out` holds a whole frame (checked above) at
-    // the bytes per line `setup_tpg` sets; `tpg_free` accepts a tpg whose
-    // allocation failed part-way (its line pointers start NULL).
+    // SAFETY: `tpg` is ours; `w` fits the lines `tpg_alloc` makes (checked
+    // above); `out` holds a whole frame (checked above) at the bytes per
+    // line `setup_tpg` sets; `tpg_free` accepts a tpg whose allocation
+    // failed part-way (its line pointers start NULL).
     let ret = unsafe {
         sys::tpg_init(tpg.get(), w, h);
         let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);

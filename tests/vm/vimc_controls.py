@@ -4,7 +4,8 @@
 
 vimc_controls.py OURS_SENSOR VIMC_SENSOR OURS_NODE VIMC_NODE FRAME_BYTES WHAT
 
-For every value in the list below, sets the control on both sensors'
+First the controls' descriptions (VIDIOC_QUERYCTRL, QUERYMENU) must equal
+vimc's.  Then, for every value in the list below, sets the control on both sensors'
 sub-device nodes, streams one frame from each video node (mmap, in this
 process) and requires the frames to be byte-identical.  Then, while ours
 streams, flips a control and requires a frame equal to vimc's with the new
@@ -39,6 +40,30 @@ CASES = [[(TEST_PATTERN, p)] for p in range(21)] + [
     [(TEST_PATTERN, 4), (HUE, 60), (SATURATION, 200), (HFLIP, 1)],
     [(TEST_PATTERN, 20), (BRIGHTNESS, 90), (CONTRAST, 180), (VFLIP, 1)],
 ]
+
+
+QUERYCTRL, QUERYMENU = 0xC0445624, 0xC02C5625
+
+
+def describe(fd, cid):
+    """A control's type, name, range, step, default and flags, and for a
+    menu its item names, as VIDIOC_QUERYCTRL/QUERYMENU report them."""
+    q = bytearray(68)
+    struct.pack_into("<I", q, 0, cid)
+    fcntl.ioctl(fd, QUERYCTRL, q)
+    typ, name = struct.unpack_from("<I32s", q, 4)
+    mn, mx, step, dflt, flags = struct.unpack_from("<iiiiI", q, 40)
+    items = []
+    if typ == 3:  # V4L2_CTRL_TYPE_MENU
+        for i in range(mn, mx + 1):
+            m = bytearray(44)
+            struct.pack_into("<II", m, 0, cid, i)
+            try:
+                fcntl.ioctl(fd, QUERYMENU, m)
+                items.append(bytes(m[8:40]).split(b"\0")[0])
+            except OSError:
+                items.append(None)
+    return (typ, name.split(b"\0")[0], mn, mx, step, dflt, flags, items)
 
 
 def set_ctrl(fd, cid, val):
@@ -101,6 +126,13 @@ def main():
     ours_sd, vimc_sd, ours_node, vimc_node, size, what = sys.argv[1:7]
     size = int(size)
     sds = [os.open(ours_sd, os.O_RDWR), os.open(vimc_sd, os.O_RDWR)]
+    # The controls as applications see them: the same on both.
+    for cid in DEFAULTS:
+        ours, theirs = describe(sds[0], cid), describe(sds[1], cid)
+        if ours != theirs:
+            print(f"FAIL {NAMES[cid]}: ours {ours} vimc {theirs}")
+            return 1
+    print(f"    {what} {len(DEFAULTS)} controls: type, name, range, step, default, flags and menu as vimc's")
 
     def setall(case):
         for fd in sds:

@@ -7,6 +7,16 @@
 ctrl=/sys/kernel/debug/dynamic_debug/control
 watch=$REPO/build/vm/vimc-media-watch.txt
 stop=$REPO/build/vm/vimc-media-watch.stop
+# A failure part-way must not leave a flipper, an mmap holder, a stream or
+# the pm_test mode behind for the next test.
+cleanup() {
+	touch "$stop"
+	[ ! -w /sys/power/pm_test ] || echo none >/sys/power/pm_test
+	echo 'module vimc_debayer -p' >"$ctrl" 2>/dev/null || true
+	kill $(jobs -p) 2>/dev/null || true
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
 
 # --- /dev/media during load ---------------------------------------------
 # Every successful look at our media device, while it loads and just after,
@@ -75,18 +85,36 @@ vid=$(mc -e Capture)
 sensor=$(mc -e "Sensor A")
 
 # --- set_fmt racing stream-on -------------------------------------------
-# The sensor flips between the pipeline's size and another; each stream-on
-# either fails (EPIPE, or EBUSY for the flip) or streams a whole frame of
-# colour bars at the pipeline's size.
+# The sensor and the debayer's sink flip between the pipeline's size and
+# another; each stream-on either fails (EPIPE, or EBUSY for a flip) or
+# streams a whole frame of colour bars at the pipeline's size.
 vimc_setup "$mdev" Capture SRGGB8_1X8 640 480 3 || fail "pipeline format"
+debayer=$(mc -e "Debayer A")
 frame=$REPO/build/vm/vimc-race.raw
+bars_ok() { # FILE: tpg's colour bars across the middle row of a 640x480 RGB24 frame
+	python3 - "$1" <<'PY'
+import sys
+f = open(sys.argv[1], "rb").read()
+w, h = 640, 480
+assert len(f) == w * h * 3, f"{len(f)} bytes"
+px = lambda x: tuple(f[((h // 2) * w + x) * 3:((h // 2) * w + x) * 3 + 3])
+want = ["111", "110", "011", "010", "101", "100", "001", "000"]
+for i, wnt in enumerate(want):
+    rgb = px(int((i + 0.5) * w / 8))
+    got = "".join("1" if c >= 120 else "0" if c <= 40 else "?" for c in rgb)
+    assert got == wnt, f"bar {i}: {rgb}"
+PY
+}
 rm -f "$stop"
 (
+	flips=0
 	while [ ! -e "$stop" ]; do
 		# EBUSY while a stream runs is expected.
-		v4l2-ctl -d "$sensor" --set-subdev-fmt pad=0,width=320,height=240 >/dev/null 2>&1 || true
-		v4l2-ctl -d "$sensor" --set-subdev-fmt pad=0,width=640,height=480 >/dev/null 2>&1 || true
-		flips=$((${flips:-0} + 1))
+		for sd in "$sensor" "$debayer"; do
+			v4l2-ctl -d "$sd" --set-subdev-fmt pad=0,width=320,height=240 >/dev/null 2>&1 || true
+			v4l2-ctl -d "$sd" --set-subdev-fmt pad=0,width=640,height=480 >/dev/null 2>&1 || true
+		done
+		flips=$((flips + 1))
 	done
 	echo "$flips" >"$stop.flips"
 ) &
@@ -99,31 +127,24 @@ for i in $(seq 25); do
 	out=$(v4l2-ctl -d "$vid" --verbose --stream-mmap --stream-count=1 --stream-to="$frame" 2>&1) || true
 	sz=$(stat -c %s "$frame" 2>/dev/null || echo 0)
 	if [ "$sz" = $((640 * 480 * 3)) ]; then
+		bars_ok "$frame" || fail "iteration $i: a streamed frame is not tpg's colour bar"
 		ok=$((ok + 1))
 	elif [ "$sz" = 0 ] && echo "$out" | grep -qE "VIDIOC_STREAMON returned -1 \((Broken pipe|Device or resource busy)\)"; then
 		refused=$((refused + 1))
 	else
-		touch "$stop"
 		fail "iteration $i: $sz bytes, not one 640x480 RGB24 frame nor a refused start: $(echo "$out" | tail -3)"
 	fi
 done
 touch "$stop"
 wait $flipper || fail "format flipper"
-v4l2-ctl -d "$sensor" --set-subdev-fmt pad=0,width=640,height=480 >/dev/null || fail "sensor back to 640x480"
+for sd in "$sensor" "$debayer"; do
+	v4l2-ctl -d "$sd" --set-subdev-fmt pad=0,width=640,height=480 >/dev/null || fail "$sd back to 640x480"
+done
 [ $ok -gt 0 ] && [ $refused -gt 0 ] || fail "race not exercised: $ok streamed, $refused refused ($(cat "$stop.flips") flips)"
-v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to="$frame" || fail "stream after the race"
-python3 - "$frame" <<'PY' || fail "frame after the race is not tpg's colour bar"
-import sys
-f = open(sys.argv[1], "rb").read()
-w, h = 640, 480
-px = lambda x: tuple(f[((h // 2) * w + x) * 3:((h // 2) * w + x) * 3 + 3])
-want = ["111", "110", "011", "010", "101", "100", "001", "000"]
-for i, wnt in enumerate(want):
-    rgb = px(int((i + 0.5) * w / 8))
-    got = "".join("1" if c >= 120 else "0" if c <= 40 else "?" for c in rgb)
-    assert got == wnt, f"bar {i}: {rgb}"
-PY
-log "set_fmt racing stream-on ($(cat "$stop.flips") flips): $ok whole frames, $refused refused, none half-validated"
+rm -f "$frame"
+v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to="$frame" >/dev/null || fail "stream after the race"
+bars_ok "$frame" || fail "frame after the race is not tpg's colour bar"
+log "set_fmt racing stream-on ($(cat "$stop.flips") flips of two entities): $ok whole frames of colour bars, $refused refused"
 
 # --- rmmod with a node open or buffers mmapped ---------------------------
 rmmod_refused() { # WHAT
@@ -173,7 +194,7 @@ log "rmmod refused with the video node, a sub-device node or an mmap held"
 
 # --- freezing while streaming ---------------------------------------------
 [ -w /sys/power/pm_test ] || fail "no /sys/power/pm_test (CONFIG_PM_DEBUG)"
-echo 2 >/sys/module/suspend/parameters/pm_test_delay
+echo 2 >/sys/module/suspend/parameters/pm_test_delay || fail "no suspend.pm_test_delay"
 echo 'module vimc_debayer format "frame tick" +p' >"$ctrl" || fail "enable frame ticks"
 mark "vimc freeze"
 v4l2-ctl -d "$vid" --stream-mmap --stream-count=120 --stream-to=/dev/null >/dev/null &
