@@ -28,6 +28,10 @@ use dyndbg::{ddbg, dev_ddbg};
 // module does, hence dead_code).
 #[path = "vimc_debayer/capture.rs"]
 mod capture;
+#[path = "vimc_debayer/capture_ioctl.rs"]
+mod capture_ioctl;
+#[path = "vimc_debayer/capture_queue.rs"]
+mod capture_queue;
 #[path = "vimc_debayer/debayer.rs"]
 mod debayer;
 #[allow(dead_code, unreachable_pub)]
@@ -36,8 +40,15 @@ mod debayer_core;
 #[allow(dead_code, unreachable_pub)]
 #[path = "vimc_debayer/formats.rs"]
 mod formats;
+#[path = "vimc_debayer/kthread.rs"]
+mod kthread;
 #[path = "vimc_debayer/media.rs"]
 mod media;
+#[path = "vimc_debayer/pad_ops.rs"]
+mod pad_ops;
+#[allow(dead_code, unreachable_pub)]
+#[path = "vimc_debayer/pixfmt.rs"]
+mod pixfmt;
 #[path = "vimc_debayer/scaler.rs"]
 mod scaler;
 #[allow(dead_code, unreachable_pub)]
@@ -54,7 +65,10 @@ mod subdev;
 mod timing;
 #[path = "vimc_debayer/tpg.rs"]
 mod tpg;
+#[path = "vimc_debayer/video_centric.rs"]
+mod video_centric;
 
+use subdev::Subdev;
 use timing::Timings;
 
 /// Pipeline state owned by the faux device; released by devres at unbind.
@@ -98,11 +112,10 @@ impl Pipeline {
 /// any stream, whose thread reads the others), then the sub-devices, then
 /// the media device (which holds the nodes' pipeline object).
 struct Graph {
-    _capture: Pin<KBox<capture::Capture>>,
-    _raw_capture: Pin<KBox<capture::Capture>>,
-    _sensor: Pin<KBox<sensor::Sensor>>,
-    _debayer: Pin<KBox<debayer::Debayer>>,
-    _scaler: Pin<KBox<scaler::Scaler>>,
+    _nodes: Pin<KBox<capture::Nodes>>,
+    _sensor: Pin<KBox<Subdev<sensor::Sensor, 1>>>,
+    _debayer: Pin<KBox<Subdev<debayer::Debayer, 2>>>,
+    _scaler: Pin<KBox<Subdev<scaler::Scaler, 2>>>,
     _media: Pin<KBox<media::MediaDevice>>,
 }
 
@@ -114,51 +127,60 @@ impl Graph {
     ) -> Result<Self> {
         let media = KBox::pin_init(media::MediaDevice::new(dev, c"vimc_debayer"), GFP_KERNEL)?;
         let streams = streamer::Streams::new()?;
-        let sensor = KBox::pin_init(sensor::Sensor::new(streams.clone()), GFP_KERNEL)?;
-        sensor.as_ref().register(&media, module)?;
-        let debayer = KBox::pin_init(debayer::Debayer::new(streams.clone()), GFP_KERNEL)?;
-        debayer.as_ref().register(&media, module)?;
-        let scaler = KBox::pin_init(scaler::Scaler::new(streams), GFP_KERNEL)?;
-        scaler.as_ref().register(&media, module)?;
+        // Each entity its own lock class for its state lock (lockdep sees
+        // source and sink states locked together in link validation).
+        let sensor = KBox::pin_init(
+            Subdev::new(sensor::Sensor::new(streams.clone())),
+            GFP_KERNEL,
+        )?;
+        sensor
+            .as_ref()
+            .register(&media, module, kernel::static_lock_class!())?;
+        let debayer = KBox::pin_init(
+            Subdev::new(debayer::Debayer::new(streams.clone())),
+            GFP_KERNEL,
+        )?;
+        debayer
+            .as_ref()
+            .register(&media, module, kernel::static_lock_class!())?;
+        let scaler = KBox::pin_init(Subdev::new(scaler::Scaler::new(streams)), GFP_KERNEL)?;
+        scaler
+            .as_ref()
+            .register(&media, module, kernel::static_lock_class!())?;
         let sources = streamer::Sources {
             sensor: &raw const *sensor,
             debayer: &raw const *debayer,
             scaler: &raw const *scaler,
         };
-        let capture = KBox::pin_init(
-            capture::Capture::new(streamer::Path::Rgb, sources, media.pipe(), timings.clone())?,
+        let centric = *module_parameters::video_centric.value_ref();
+        let nodes = KBox::pin_init(
+            capture::Nodes::new(sources, media.pipe(), timings, centric)?,
             GFP_KERNEL,
         )?;
-        capture.as_ref().register(&media, module)?;
-        let raw_capture = KBox::pin_init(
-            capture::Capture::new(streamer::Path::Raw, sources, media.pipe(), timings.clone())?,
-            GFP_KERNEL,
-        )?;
-        raw_capture.as_ref().register(&media, module)?;
-        subdev::link(
-            sensor.sd.entity(),
-            sensor::SRC as u16,
-            debayer.sd.entity(),
-            debayer::SINK as u16,
-        )?;
-        subdev::link(
-            debayer.sd.entity(),
-            debayer::SRC as u16,
-            scaler.sd.entity(),
-            scaler::SINK as u16,
-        )?;
-        subdev::link(scaler.sd.entity(), scaler::SRC as u16, capture.entity(), 0)?;
-        subdev::link(
-            sensor.sd.entity(),
-            sensor::SRC as u16,
-            raw_capture.entity(),
-            0,
-        )?;
+        nodes.as_ref().register(&media, module)?;
+        // Sensor -> debayer -> scaler -> capture, sensor -> raw capture.
+        for (src, src_pad, sink, sink_pad) in [
+            (
+                sensor.entity(),
+                sensor::SRC,
+                debayer.entity(),
+                debayer::SINK,
+            ),
+            (
+                debayer.entity(),
+                debayer::SRC,
+                scaler.entity(),
+                scaler::SINK,
+            ),
+            (scaler.entity(), scaler::SRC, nodes.rgb.entity(), 0),
+            (sensor.entity(), sensor::SRC, nodes.raw.entity(), 0),
+        ] {
+            subdev::link(src, src_pad as u16, sink, sink_pad as u16)?;
+        }
         media.register(module)?;
         dev_ddbg!(dev, "media graph registered\n");
         Ok(Self {
-            _capture: capture,
-            _raw_capture: raw_capture,
+            _nodes: nodes,
             _sensor: sensor,
             _debayer: debayer,
             _scaler: scaler,
@@ -223,4 +245,10 @@ module! {
     authors: ["rfl-bench developers"],
     description: "VIMC-style media pipeline with a pixel-map-table debayer and a Bayer-aware scaler",
     license: "GPL",
+    params: {
+        video_centric: bool {
+            default: false,
+            description: "Capture nodes configure the pipeline: S_FMT sets sensor, debayer and scaler (no media-ctl step needed)",
+        },
+    },
 }

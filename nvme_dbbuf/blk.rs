@@ -532,10 +532,11 @@ unsafe fn map_single(
     bytes: u32,
     write: bool,
 ) -> Result<Option<(u64, u32)>, bindings::blk_status_t> {
-    // A peer device's memory (P2PDMA) needs the mapping dma_map_sg gives it.
-    if cfg!(CONFIG_PCI_P2PDMA) {
-        return Ok(None);
-    }
+    // No peer device memory (P2PDMA) reaches here, whatever the kernel's
+    // config: the disk does not set `BLK_FEAT_PCI_P2PDMA`, and without it
+    // the block layer never lets such pages into a bio (`ITER_ALLOW_P2PDMA`
+    // in `bio_iov_iter_get_pages`), so `dma_map_page` is right for every
+    // single segment.
     // `req_bvec()`: the current bio_vec of the first bio, as its iterator
     // (possibly advanced by a split) sees it.  (Its special-payload case is
     // for drivers that attach one; this driver never does.)

@@ -4,14 +4,16 @@
 //! on the sensor's, as in vimc.  Each has a vb2 queue (vmalloc memory;
 //! mmap, userptr and dmabuf), the pixel formats of the pipeline's codes,
 //! and the check at stream on that its format is its upstream pad's.
-//! Frames come from `streamer.rs`.
+//! Frames come from `streamer.rs`; the vb2 and media callbacks are in
+//! `capture_queue.rs`, the ioctls in `capture_ioctl.rs`.
 
+use super::capture_ioctl::IOCTL_OPS;
+use super::capture_queue::{QueuedBuf, MOPS, QOPS};
 use super::formats;
 use super::media::{sys, MediaDevice};
+use super::pixfmt;
 use super::streamer::{Path, Sources, Streamer};
-use super::subdev::{self, OpsTable};
 use super::timing::Timings;
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use kernel::{
     bindings,
@@ -31,12 +33,6 @@ const STAGE_NONE: u8 = 0;
 const STAGE_QUEUE: u8 = 1;
 const STAGE_REGISTERED: u8 = 2;
 
-/// A buffer vb2 gave us and we have not returned yet.
-pub(crate) struct QueuedBuf(pub(crate) *mut sys::vb2_buffer);
-// SAFETY: the buffer belongs to the queue until `vb2_buffer_done`, which
-// may be called from any context; we only pass the pointer along.
-unsafe impl Send for QueuedBuf {}
-
 #[pin_data(PinnedDrop)]
 pub(crate) struct Capture {
     #[pin]
@@ -55,22 +51,25 @@ pub(crate) struct Capture {
     /// The media device's pipeline, shared by both nodes so that they
     /// may stream at once (the media core refuses a pad already in
     /// another pipeline).
-    pipe: *mut sys::media_pipeline,
+    pub(crate) pipe: *mut sys::media_pipeline,
     /// Buffers queued by userspace, oldest first.
     #[pin]
-    queued: SpinLock<KVec<QueuedBuf>>,
+    pub(crate) queued: SpinLock<KVec<QueuedBuf>>,
     /// The capture format; changed (under `lock`) only while the queue
     /// holds no buffers.  Its own lock because the other node's stream on
     /// reads it too (link validation runs over the whole graph).
     #[pin]
-    fmt: SpinLock<PixFmt>,
+    pub(crate) fmt: SpinLock<PixFmt>,
     /// The frame producer while streaming.
     #[pin]
-    streamer: Mutex<Option<Streamer>>,
-    sources: Sources,
-    path: Path,
-    timings: Arc<Timings>,
+    pub(crate) streamer: Mutex<Option<Streamer>>,
+    pub(crate) sources: Sources,
+    pub(crate) path: Path,
+    pub(crate) timings: Arc<Timings>,
     pub(crate) sequence: AtomicU32,
+    /// Video-centric mode (module parameter, read at load): `S_FMT`
+    /// configures the pipeline, and both nodes share one lock.
+    pub(crate) centric: bool,
     stage: AtomicU8,
 }
 
@@ -82,7 +81,7 @@ unsafe impl Sync for Capture {}
 
 /// A node's pixel format: what `struct v4l2_pix_format` carries that is
 /// not constant here (field none, colorspace sRGB).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PixFmt {
     pub(crate) pixelformat: u32,
     pub(crate) width: u32,
@@ -92,10 +91,19 @@ pub(crate) struct PixFmt {
 }
 
 impl PixFmt {
-    /// The pixel format `fourcc`/`w`x`h` clamped as the node accepts it.
-    fn adjust(fourcc: u32, w: u32, h: u32) -> Self {
-        let (pixelformat, width, height, bytesperline, sizeimage) =
-            formats::adjust_capture(fourcc, w, h);
+    /// The pixel format `fourcc`/`w`x`h` clamped as vimc's nodes accept it.
+    pub(crate) fn adjust(fourcc: u32, w: u32, h: u32) -> Self {
+        Self::of(pixfmt::adjust_capture(fourcc, w, h))
+    }
+
+    /// As the `path` node accepts it in video-centric mode.
+    pub(crate) fn adjust_centric(path: Path, fourcc: u32, w: u32, h: u32) -> Self {
+        Self::of(pixfmt::adjust_centric(path == Path::Rgb, fourcc, w, h))
+    }
+
+    fn of(
+        (pixelformat, width, height, bytesperline, sizeimage): (u32, u32, u32, u32, u32),
+    ) -> Self {
         Self {
             pixelformat,
             width,
@@ -105,7 +113,7 @@ impl PixFmt {
         }
     }
 
-    fn to_v4l2(self) -> sys::v4l2_pix_format {
+    pub(crate) fn to_v4l2(self) -> sys::v4l2_pix_format {
         sys::v4l2_pix_format {
             width: self.width,
             height: self.height,
@@ -119,13 +127,62 @@ impl PixFmt {
     }
 }
 
+/// The two nodes, in one allocation so that each finds the other (in
+/// video-centric mode a format set on one may change the other's).
+///
+/// # Invariants
+///
+/// Every `Capture` is the `rgb` (path `Rgb`) or the `raw` (path `Raw`)
+/// field of a `Nodes`: `Capture::new` is private to this file.
+#[pin_data]
+pub(crate) struct Nodes {
+    /// Dropped first: in video-centric mode it runs under `rgb`'s lock.
+    #[pin]
+    pub(crate) raw: Capture,
+    #[pin]
+    pub(crate) rgb: Capture,
+}
+
+impl Nodes {
+    /// Both nodes; `pipe` outlives them.
+    pub(crate) fn new(
+        sources: Sources,
+        pipe: *mut sys::media_pipeline,
+        timings: &Arc<Timings>,
+        centric: bool,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let raw = Capture::new(Path::Raw, sources, pipe, timings.clone(), centric)?;
+        let rgb = Capture::new(Path::Rgb, sources, pipe, timings.clone(), centric)?;
+        Ok(try_pin_init!(Self { raw <- raw, rgb <- rgb }? Error))
+    }
+
+    /// Registers the RGB node, then the raw one (whose lock may be the RGB
+    /// node's).
+    pub(crate) fn register(
+        self: Pin<&Self>,
+        media: &MediaDevice,
+        module: &'static ThisModule,
+    ) -> Result {
+        // SAFETY: both fields are structurally pinned.
+        let (rgb, raw) = unsafe {
+            (
+                self.map_unchecked(|n| &n.rgb),
+                self.map_unchecked(|n| &n.raw),
+            )
+        };
+        rgb.register(media, module)?;
+        raw.register(media, module)
+    }
+}
+
 impl Capture {
     /// A node fed through `path`; `pipe` outlives it.
-    pub(crate) fn new(
+    fn new(
         path: Path,
         sources: Sources,
         pipe: *mut sys::media_pipeline,
         timings: Arc<Timings>,
+        centric: bool,
     ) -> Result<impl PinInit<Self>> {
         // Room for every buffer vb2 may hand us, so `buf_queue` (atomic
         // context, no way to fail) never allocates.
@@ -137,24 +194,14 @@ impl Capture {
             Path::Raw => formats::DEFAULT_BAYER.code,
         };
         let fmt = PixFmt::adjust(
-            formats::fourcc_of_code(code).unwrap_or(0),
+            pixfmt::fourcc_of_code(code).unwrap_or(0),
             formats::DEFAULT_BAYER.width,
             formats::DEFAULT_BAYER.height,
         );
         Ok(pin_init!(Self {
-            vdev <- Opaque::ffi_init(|p: *mut sys::video_device| {
-                // SAFETY: valid for writes; all-zero is what the V4L2 core
-                // expects of a video device before setup.
-                unsafe { p.write_bytes(0, 1) }
-            }),
-            queue <- Opaque::ffi_init(|p: *mut sys::vb2_queue| {
-                // SAFETY: as above, for `vb2_queue_init`.
-                unsafe { p.write_bytes(0, 1) }
-            }),
-            pad <- Opaque::ffi_init(|p: *mut sys::media_pad| {
-                // SAFETY: as above, for `media_entity_pads_init`.
-                unsafe { p.write_bytes(0, 1) }
-            }),
+            vdev <- pin_init::init_zeroed(),
+            queue <- pin_init::init_zeroed(),
+            pad <- pin_init::init_zeroed(),
             lock <- Opaque::ffi_init(|p: *mut bindings::mutex| {
                 // SAFETY: `p` is pinned and valid for writes; the class key
                 // is static.
@@ -166,10 +213,7 @@ impl Capture {
                     )
                 }
             }),
-            fops <- Opaque::ffi_init(|p: *mut sys::v4l2_file_operations| {
-                // SAFETY: as above; filled in by `register`.
-                unsafe { p.write_bytes(0, 1) }
-            }),
+            fops <- pin_init::init_zeroed(),
             pipe,
             queued <- new_spinlock!(queued, "vimc_debayer capture queue"),
             fmt <- new_spinlock!(fmt, "vimc_debayer capture format"),
@@ -178,15 +222,45 @@ impl Capture {
             path,
             timings,
             sequence: AtomicU32::new(0),
+            centric,
             stage: AtomicU8::new(STAGE_NONE),
         }))
     }
 
-    fn name(&self) -> &'static CStr {
+    /// The other node.
+    pub(crate) fn sibling(&self) -> &Capture {
+        let me = core::ptr::from_ref(self);
+        // SAFETY: by the invariant of `Nodes`, `self` is the field its path
+        // names, so the container is a live `Nodes`, borrowed as long as
+        // `self` is.
+        unsafe {
+            match self.path {
+                Path::Rgb => &(*kernel::container_of!(me, Nodes, rgb)).raw,
+                Path::Raw => &(*kernel::container_of!(me, Nodes, raw)).rgb,
+            }
+        }
+    }
+
+    /// The node's lock: its own, or in video-centric mode the RGB node's
+    /// for both (a format set on one node checks and changes the other).
+    fn lock_ptr(&self) -> *mut bindings::mutex {
+        if self.centric && self.path == Path::Raw {
+            self.sibling().lock.get()
+        } else {
+            self.lock.get()
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static CStr {
         match self.path {
             Path::Rgb => c"Capture",
             Path::Raw => c"Raw Capture 0",
         }
+    }
+
+    /// The video device (for the callbacks in `capture_queue.rs`).
+    pub(crate) fn vdev(&self) -> *mut sys::video_device {
+        self.vdev.get()
     }
 
     /// The entity, for the link from upstream.
@@ -206,9 +280,12 @@ impl Capture {
         media: &MediaDevice,
         module: &'static ThisModule,
     ) -> Result {
-        let this = core::ptr::from_ref(self.get_ref()).cast_mut();
         let vdev = self.vdev.get();
         let q = self.queue.get();
+        let lock = self.lock_ptr();
+        // Media-controller-centric (vimc's behaviour): the pipeline is set
+        // up through the media device, the node has one input.
+        let io_mc = if self.centric { 0 } else { sys::V4L2_CAP_IO_MC };
         // SAFETY: all of these are pinned fields of `self`, zeroed and not
         // yet shared with the C side; `self` outlives the registration.
         unsafe {
@@ -229,29 +306,15 @@ impl Capture {
                 1,
                 self.pad.get(),
             ))?;
-
-            (*q).type_ = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
-            (*q).io_modes = sys::vb2_io_modes_VB2_MMAP
-                | sys::vb2_io_modes_VB2_USERPTR
-                | sys::vb2_io_modes_VB2_DMABUF;
-            (*q).drv_priv = this.cast();
-            (*q).buf_struct_size = core::mem::size_of::<sys::vb2_v4l2_buffer>() as u32;
-            (*q).ops = &QOPS.0;
-            (*q).mem_ops = &raw const sys::vb2_vmalloc_memops;
-            (*q).timestamp_flags = sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
-            (*q).min_reqbufs_allocation = 2;
-            (*q).max_num_buffers = MAX_BUFFERS;
-            (*q).lock = self.lock.get();
-            (*q).dev = (*media.v4l2()).dev;
-            to_result(sys::vb2_queue_init(q))?;
-            self.stage.store(STAGE_QUEUE, Ordering::Relaxed);
-
-            (*vdev).device_caps =
-                sys::V4L2_CAP_VIDEO_CAPTURE | sys::V4L2_CAP_STREAMING | sys::V4L2_CAP_IO_MC;
+        }
+        self.init_queue(media, lock)?;
+        // SAFETY: as above.
+        unsafe {
+            (*vdev).device_caps = sys::V4L2_CAP_VIDEO_CAPTURE | sys::V4L2_CAP_STREAMING | io_mc;
             (*vdev).release = Some(sys::video_device_release_empty);
             (*vdev).fops = self.fops.get();
             (*vdev).ioctl_ops = &IOCTL_OPS.0;
-            (*vdev).lock = self.lock.get();
+            (*vdev).lock = lock;
             (*vdev).queue = q;
             (*vdev).v4l2_dev = media.v4l2();
             (*vdev).vfl_dir = sys::vfl_devnode_direction_VFL_DIR_RX;
@@ -271,12 +334,38 @@ impl Capture {
         Ok(())
     }
 
+    /// Sets up the vb2 queue: vmalloc buffers, `QOPS`, `lock`.
+    fn init_queue(self: Pin<&Self>, media: &MediaDevice, lock: *mut bindings::mutex) -> Result {
+        let this = core::ptr::from_ref(self.get_ref()).cast_mut();
+        let q = self.queue.get();
+        // SAFETY: `q` is a pinned field of `self`, zeroed and not yet
+        // shared with the C side; `self` outlives the queue.
+        unsafe {
+            (*q).type_ = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
+            (*q).io_modes = sys::vb2_io_modes_VB2_MMAP
+                | sys::vb2_io_modes_VB2_USERPTR
+                | sys::vb2_io_modes_VB2_DMABUF;
+            (*q).drv_priv = this.cast();
+            (*q).buf_struct_size = core::mem::size_of::<sys::vb2_v4l2_buffer>() as u32;
+            (*q).ops = &QOPS.0;
+            (*q).mem_ops = &raw const sys::vb2_vmalloc_memops;
+            (*q).timestamp_flags = sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
+            (*q).min_reqbufs_allocation = 2;
+            (*q).max_num_buffers = MAX_BUFFERS;
+            (*q).lock = lock;
+            (*q).dev = (*media.v4l2()).dev;
+            to_result(sys::vb2_queue_init(q))?;
+            self.stage.store(STAGE_QUEUE, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Whether frames of the pad format `src` fit the node's format.
     pub(crate) fn accepts(&self, src: &formats::Fmt) -> bool {
         let fmt = self.format();
         src.width == fmt.width
             && src.height == fmt.height
-            && formats::fourcc_of_code(src.code) == Some(fmt.pixelformat)
+            && pixfmt::code_fits(src.code, fmt.pixelformat)
     }
 
     /// Takes the oldest queued buffer, if any.
@@ -289,18 +378,18 @@ impl Capture {
     }
 
     /// Returns every queued buffer to vb2 in `state`.
-    fn return_all(&self, state: sys::vb2_buffer_state) {
+    pub(crate) fn return_all(&self, state: sys::vb2_buffer_state) {
         // Drained in place: the list keeps the room `new` made for it.
         let mut q = self.queued.lock();
         for b in q.drain_all() {
-            // SAFETY: a buffer vb2 queued to us and we never returned.
-            unsafe { sys::vb2_buffer_done(b.0, state) };
+            b.give_back(state);
         }
     }
 
     /// Whether buffers are allocated (`vb2_is_busy`, a static inline).
-    fn busy(&self) -> bool {
-        // SAFETY: read under `lock` (the caller is an ioctl); the bitmap is
+    pub(crate) fn busy(&self) -> bool {
+        // SAFETY: read under the node's lock (the caller is an ioctl of this
+        // node, or in video-centric mode of either); the bitmap is
         // NULL or `max_num_buffers` bits.
         unsafe {
             let q = self.queue.get();
@@ -329,7 +418,7 @@ impl PinnedDrop for Capture {
 /// # Safety
 ///
 /// `q` is our queue.
-unsafe fn of_queue<'a>(q: *mut sys::vb2_queue) -> &'a Capture {
+pub(crate) unsafe fn of_queue<'a>(q: *mut sys::vb2_queue) -> &'a Capture {
     // SAFETY: `drv_priv` was set to the owning `Capture`, which outlives
     // the queue.
     unsafe { &*(*q).drv_priv.cast::<Capture>() }
@@ -338,328 +427,7 @@ unsafe fn of_queue<'a>(q: *mut sys::vb2_queue) -> &'a Capture {
 /// # Safety
 ///
 /// `file` is an open file of our node.
-unsafe fn of_file<'a>(file: *mut bindings::file) -> &'a Capture {
+pub(crate) unsafe fn of_file<'a>(file: *mut bindings::file) -> &'a Capture {
     // SAFETY: the node's queue is ours (set in `register`).
     unsafe { of_queue((*sys::video_devdata(file)).queue) }
 }
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn querycap(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    cap: *mut sys::v4l2_capability,
-) -> i32 {
-    // SAFETY: the core passes a valid, zeroed capability.
-    let cap = unsafe { &mut *cap };
-    for (field, s) in [
-        (&mut cap.driver[..], &b"vimc_debayer\0"[..]),
-        (&mut cap.card[..], &b"vimc_debayer\0"[..]),
-        (&mut cap.bus_info[..], &b"platform:vimc_debayer\0"[..]),
-    ] {
-        for (d, &c) in field.iter_mut().zip(s.iter()) {
-            *d = c;
-        }
-    }
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn g_fmt(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: the core passes our file and a valid format, under `lock`.
-    unsafe { *(*f).fmt.pix.as_mut() = of_file(file).format().to_v4l2() };
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn try_fmt(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: the core passes a valid format of our buffer type.
-    let pix = unsafe { (*f).fmt.pix.as_mut() };
-    *pix = PixFmt::adjust(pix.pixelformat, pix.width, pix.height).to_v4l2();
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn s_fmt(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: as `g_fmt`.
-    let this = unsafe { of_file(file) };
-    if this.busy() {
-        return EBUSY.to_errno();
-    }
-    // SAFETY: as `try_fmt`.
-    let pix = unsafe { (*f).fmt.pix.as_mut() };
-    let new = PixFmt::adjust(pix.pixelformat, pix.width, pix.height);
-    *pix = new.to_v4l2();
-    crate::dyndbg::ddbg!(
-        "capture: format {:#x} {}x{} ({} bytes)\n",
-        new.pixelformat,
-        new.width,
-        new.height,
-        new.sizeimage
-    );
-    *this.fmt.lock() = new;
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn enum_fmt(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_fmtdesc,
-) -> i32 {
-    // SAFETY: the core passes a valid descriptor.
-    let f = unsafe { &mut *f };
-    let fourcc = if f.mbus_code != 0 {
-        if f.index > 0 {
-            return EINVAL.to_errno();
-        }
-        formats::fourcc_of_code(f.mbus_code)
-    } else {
-        formats::capture_fourcc(f.index as usize)
-    };
-    match fourcc {
-        Some(p) => {
-            f.pixelformat = p;
-            0
-        }
-        None => EINVAL.to_errno(),
-    }
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn enum_framesizes(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    fs: *mut sys::v4l2_frmsizeenum,
-) -> i32 {
-    // SAFETY: the core passes a valid request.
-    let fs = unsafe { &mut *fs };
-    if fs.index != 0 || formats::fourcc_bpp(fs.pixel_format).is_none() {
-        return EINVAL.to_errno();
-    }
-    fs.type_ = sys::v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_CONTINUOUS;
-    // SAFETY: `stepwise` is the union member for this type.
-    let s = unsafe { fs.__bindgen_anon_1.stepwise.as_mut() };
-    s.min_width = formats::MIN_WIDTH;
-    s.max_width = formats::MAX_WIDTH;
-    s.min_height = formats::MIN_HEIGHT;
-    s.max_height = formats::MAX_HEIGHT;
-    s.step_width = 1;
-    s.step_height = 1;
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn queue_setup(
-    q: *mut sys::vb2_queue,
-    _nbuffers: *mut u32,
-    nplanes: *mut u32,
-    sizes: *mut u32,
-    _alloc_devs: *mut *mut bindings::device,
-) -> i32 {
-    // SAFETY: vb2 passes our queue and arrays of `VB2_MAX_PLANES`.
-    let (this, nplanes, size0) = unsafe { (of_queue(q), &mut *nplanes, &mut *sizes) };
-    let need = this.format().sizeimage;
-    if *nplanes != 0 {
-        return if *size0 < need { EINVAL.to_errno() } else { 0 };
-    }
-    *nplanes = 1;
-    *size0 = need;
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn buf_prepare(vb: *mut sys::vb2_buffer) -> i32 {
-    // SAFETY: vb2 passes a buffer of our queue.
-    let (this, vb) = unsafe { (of_queue((*vb).vb2_queue), &*vb) };
-    let need = this.format().sizeimage;
-    // `vb2_plane_size(vb, 0)`, a static inline.
-    let have = if vb.num_planes > 0 {
-        vb.planes[0].length
-    } else {
-        0
-    };
-    if have < need {
-        crate::dyndbg::ddbg!("capture: buffer too small ({} < {})\n", have, need);
-        return EINVAL.to_errno();
-    }
-    0
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn buf_queue(vb: *mut sys::vb2_buffer) {
-    // SAFETY: vb2 passes a buffer of our queue.
-    let this = unsafe { of_queue((*vb).vb2_queue) };
-    // vb2 never has more than `max_num_buffers` buffers, for which `new`
-    // made room, so this cannot fail; if it did, the buffer goes back.
-    let pushed = this.queued.lock().push_within_capacity(QueuedBuf(vb));
-    if pushed.is_err() {
-        // SAFETY: vb2 gave us the buffer; give it back, failed.
-        unsafe { sys::vb2_buffer_done(vb, sys::vb2_buffer_state_VB2_BUF_STATE_ERROR) };
-    }
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn start_streaming(q: *mut sys::vb2_queue, _count: u32) -> i32 {
-    // SAFETY: vb2 passes our queue, under `lock`.
-    let this = unsafe { of_queue(q) };
-    this.sequence.store(0, Ordering::Relaxed);
-    // Link validation of the whole pipeline (formats on both ends of
-    // every link agree, else -EPIPE).
-    // SAFETY: registered node and our pipeline object.
-    let ret = unsafe { sys::video_device_pipeline_start(this.vdev.get(), this.pipe) };
-    if ret != 0 {
-        crate::dyndbg::ddbg!("capture: pipeline start failed: {}\n", ret);
-        this.return_all(sys::vb2_buffer_state_VB2_BUF_STATE_QUEUED);
-        return ret;
-    }
-    match Streamer::start(this, &this.sources, this.path, &this.timings) {
-        Ok(s) => {
-            *this.streamer.lock() = Some(s);
-            0
-        }
-        Err(e) => {
-            // SAFETY: started above.
-            unsafe { sys::video_device_pipeline_stop(this.vdev.get()) };
-            this.return_all(sys::vb2_buffer_state_VB2_BUF_STATE_QUEUED);
-            e.to_errno()
-        }
-    }
-}
-
-/// # Safety
-///
-/// Called by the kernel (V4L2, vb2, media or kthread core) with the
-/// pointers it documents, valid for the call.
-unsafe extern "C" fn stop_streaming(q: *mut sys::vb2_queue) {
-    // SAFETY: vb2 passes our queue, under `lock`.
-    let this = unsafe { of_queue(q) };
-    // Dropping the streamer stops its thread before anything it uses goes.
-    drop(this.streamer.lock().take());
-    // SAFETY: started by `start_streaming`.
-    unsafe { sys::video_device_pipeline_stop(this.vdev.get()) };
-    this.return_all(sys::vb2_buffer_state_VB2_BUF_STATE_ERROR);
-}
-
-/// The capture entity's side of link validation: the upstream pad's active
-/// format (the scaler's or the sensor's) must be what the node captures.
-///
-/// # Safety
-///
-/// Called by the media core with a valid link, under the graph mutex.
-unsafe extern "C" fn link_validate(link: *mut sys::media_link) -> i32 {
-    // SAFETY: the media core passes a link whose sink is our entity and
-    // whose source is a sub-device's source pad (an immutable link).
-    let (src_pad, sink_ent) = unsafe {
-        (
-            &*(*link).__bindgen_anon_1.source,
-            (*(*link).__bindgen_anon_2.sink).entity,
-        )
-    };
-    // SAFETY: the sink entity is embedded in our video device, whose queue
-    // is ours.
-    let this = unsafe {
-        let vdev = kernel::container_of!(sink_ent, sys::video_device, entity);
-        of_queue((*vdev).queue)
-    };
-    // SAFETY: the source entity is a registered sub-device's.
-    let sd = unsafe { kernel::container_of!(src_pad.entity, sys::v4l2_subdev, entity) };
-    // SAFETY: as above; the active state exists for finalized sub-devices.
-    let src = unsafe {
-        subdev::with_active_state(sd, |st| {
-            subdev::state_fmt(st, u32::from(src_pad.index)).map(|m| subdev::fmt_of(m))
-        })
-    }
-    .flatten();
-    if src.is_some_and(|s| this.accepts(&s)) {
-        0
-    } else {
-        let fmt = this.format();
-        crate::dyndbg::ddbg!(
-            "capture: link validation failed: source {:?}, capture {:#x} {}x{}\n",
-            src,
-            fmt.pixelformat,
-            fmt.width,
-            fmt.height
-        );
-        EPIPE.to_errno()
-    }
-}
-
-static MOPS: OpsTable<sys::media_entity_operations> = OpsTable(sys::media_entity_operations {
-    link_validate: Some(link_validate),
-    // SAFETY: all-NULL is "not implemented" for the remaining ops.
-    ..unsafe { core::mem::zeroed() }
-});
-
-static QOPS: OpsTable<sys::vb2_ops> = OpsTable(sys::vb2_ops {
-    queue_setup: Some(queue_setup),
-    buf_prepare: Some(buf_prepare),
-    buf_queue: Some(buf_queue),
-    start_streaming: Some(start_streaming),
-    stop_streaming: Some(stop_streaming),
-    // SAFETY: as above.
-    ..unsafe { core::mem::zeroed() }
-});
-
-static IOCTL_OPS: OpsTable<sys::v4l2_ioctl_ops> = OpsTable(sys::v4l2_ioctl_ops {
-    vidioc_querycap: Some(querycap),
-    vidioc_g_fmt_vid_cap: Some(g_fmt),
-    vidioc_s_fmt_vid_cap: Some(s_fmt),
-    vidioc_try_fmt_vid_cap: Some(try_fmt),
-    vidioc_enum_fmt_vid_cap: Some(enum_fmt),
-    vidioc_enum_framesizes: Some(enum_framesizes),
-    vidioc_reqbufs: Some(sys::vb2_ioctl_reqbufs),
-    vidioc_create_bufs: Some(sys::vb2_ioctl_create_bufs),
-    vidioc_prepare_buf: Some(sys::vb2_ioctl_prepare_buf),
-    vidioc_querybuf: Some(sys::vb2_ioctl_querybuf),
-    vidioc_qbuf: Some(sys::vb2_ioctl_qbuf),
-    vidioc_dqbuf: Some(sys::vb2_ioctl_dqbuf),
-    vidioc_expbuf: Some(sys::vb2_ioctl_expbuf),
-    vidioc_streamon: Some(sys::vb2_ioctl_streamon),
-    vidioc_streamoff: Some(sys::vb2_ioctl_streamoff),
-    vidioc_remove_bufs: Some(sys::vb2_ioctl_remove_bufs),
-    // SAFETY: as above.
-    ..unsafe { core::mem::zeroed() }
-});

@@ -9,11 +9,14 @@
 //! the scaler read the row; nothing else in the pipeline knows about Bayer
 //! orders, so one code path serves all of them.
 
+use super::pixfmt::fourcc;
+
 /// `MEDIA_BUS_FMT_*` values (include/uapi/linux/media-bus-format.h).
 pub mod code {
     pub const RGB888_1X24: u32 = 0x100a;
     pub const RGB888_2X12_BE: u32 = 0x100b;
     pub const RGB888_2X12_LE: u32 = 0x100c;
+    pub const ARGB8888_1X32: u32 = 0x100d;
     pub const RGB888_1X32_PADHI: u32 = 0x100f;
     pub const RGB888_1X7X4_SPWG: u32 = 0x1011;
     pub const RGB888_1X7X4_JEIDA: u32 = 0x1012;
@@ -33,27 +36,6 @@ pub mod code {
     pub const SRGGB12_1X12: u32 = 0x3012;
     pub const SGBRG8_1X8: u32 = 0x3013;
     pub const SRGGB8_1X8: u32 = 0x3014;
-}
-
-/// `V4L2_PIX_FMT_*` fourccs the capture nodes use.
-pub mod fourcc {
-    const fn f(s: &[u8; 4]) -> u32 {
-        (s[0] as u32) | (s[1] as u32) << 8 | (s[2] as u32) << 16 | (s[3] as u32) << 24
-    }
-    pub const RGB24: u32 = f(b"RGB3");
-    pub const BGR24: u32 = f(b"BGR3");
-    pub const SBGGR8: u32 = f(b"BA81");
-    pub const SGBRG8: u32 = f(b"GBRG");
-    pub const SGRBG8: u32 = f(b"GRBG");
-    pub const SRGGB8: u32 = f(b"RGGB");
-    pub const SBGGR10: u32 = f(b"BG10");
-    pub const SGBRG10: u32 = f(b"GB10");
-    pub const SGRBG10: u32 = f(b"BA10");
-    pub const SRGGB10: u32 = f(b"RG10");
-    pub const SBGGR12: u32 = f(b"BG12");
-    pub const SGBRG12: u32 = f(b"GB12");
-    pub const SGRBG12: u32 = f(b"BA12");
-    pub const SRGGB12: u32 = f(b"RG12");
 }
 
 /// A colour channel; also the index into an `[_; 3]` RGB triple.
@@ -125,13 +107,18 @@ pub fn bayer_map(code: u32) -> Option<&'static BayerMap> {
     BAYER_MAPS.iter().find(|m| m.code == code)
 }
 
-/// An RGB media bus code and where each colour goes in the 3-byte pixel.
+/// An RGB media bus code and where each colour goes in the 3-byte pixel
+/// the debayer writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RgbMap {
     pub code: u32,
+    /// The layout it is captured as by default.
     pub fourcc: u32,
     /// Byte offset of red, green and blue (indexed by `Color`).
     pub offset: [usize; 3],
+    /// Bytes per pixel after the debayer: 3, or 4 for the 32-bit code,
+    /// whose 3-byte RGB is widened to the capture node's 32-bit layout.
+    pub bpp: usize,
 }
 
 const fn rgb(code: u32) -> RgbMap {
@@ -139,6 +126,7 @@ const fn rgb(code: u32) -> RgbMap {
         code,
         fourcc: fourcc::RGB24,
         offset: [0, 1, 2],
+        bpp: 3,
     }
 }
 
@@ -147,12 +135,14 @@ const fn bgr(code: u32) -> RgbMap {
         code,
         fourcc: fourcc::BGR24,
         offset: [2, 1, 0],
+        bpp: 3,
     }
 }
 
-/// Debayer source codes, in in-tree vimc's enumeration order.  As in vimc,
-/// the bus-level variants are all stored as `RGB24` or `BGR24` in memory.
-pub const RGB_MAPS: [RgbMap; 10] = [
+/// Debayer source codes, in in-tree vimc's enumeration order, then the
+/// 32-bit code vimc's capture knows (its debayer does not offer it).  As
+/// in vimc, the 24-bit bus variants are all stored as `RGB24` or `BGR24`.
+pub const RGB_MAPS: [RgbMap; 11] = [
     rgb(code::GBR888_1X24),
     bgr(code::BGR888_1X24),
     bgr(code::BGR888_3X8),
@@ -163,6 +153,12 @@ pub const RGB_MAPS: [RgbMap; 10] = [
     rgb(code::RGB888_1X7X4_SPWG),
     rgb(code::RGB888_1X7X4_JEIDA),
     rgb(code::RGB888_1X32_PADHI),
+    RgbMap {
+        code: code::ARGB8888_1X32,
+        fourcc: fourcc::ARGB32,
+        offset: [0, 1, 2],
+        bpp: 4,
+    },
 ];
 
 /// The RGB map for a media bus code.
@@ -174,7 +170,7 @@ pub fn rgb_map(code: u32) -> Option<&'static RgbMap> {
 pub fn bytes_per_pixel(code: u32) -> Option<usize> {
     match (bayer_map(code), rgb_map(code)) {
         (Some(b), _) => Some(b.bpp),
-        (None, Some(_)) => Some(3),
+        (None, Some(r)) => Some(r.bpp),
         (None, None) => None,
     }
 }
@@ -318,47 +314,4 @@ pub fn scaler_code(index: usize) -> Option<u32> {
         .map(|m| m.code)
         .chain(BAYER_MAPS.iter().map(|m| m.code))
         .nth(index)
-}
-
-/// Capture node pixel formats: the two RGB memory layouts, then every Bayer
-/// layout (the scaler passes Bayer through).
-pub fn capture_fourcc(index: usize) -> Option<u32> {
-    match index {
-        0 => Some(fourcc::RGB24),
-        1 => Some(fourcc::BGR24),
-        i => BAYER_MAPS.get(i - 2).map(|m| m.fourcc),
-    }
-}
-
-/// The memory layout a media bus code is captured as.
-pub fn fourcc_of_code(code: u32) -> Option<u32> {
-    match (bayer_map(code), rgb_map(code)) {
-        (Some(b), _) => Some(b.fourcc),
-        (None, Some(r)) => Some(r.fourcc),
-        (None, None) => None,
-    }
-}
-
-/// Bytes per pixel of a capture pixel format.
-pub fn fourcc_bpp(fourcc: u32) -> Option<usize> {
-    if fourcc == fourcc::RGB24 || fourcc == fourcc::BGR24 {
-        return Some(3);
-    }
-    BAYER_MAPS
-        .iter()
-        .find(|m| m.fourcc == fourcc)
-        .map(|m| m.bpp)
-}
-
-/// A capture format after clamping, as vimc's capture node does: unknown
-/// pixel formats become `RGB24`, sizes clamp and round down to even, and
-/// the line is packed.  Returns (fourcc, width, height, bytesperline,
-/// sizeimage).
-pub fn adjust_capture(fourcc: u32, width: u32, height: u32) -> (u32, u32, u32, u32, u32) {
-    let (f, bpp) = match fourcc_bpp(fourcc) {
-        Some(b) => (fourcc, b as u32),
-        None => (fourcc::RGB24, 3),
-    };
-    let (w, h) = clamp_size(width, height);
-    (f, w, h, w * bpp, w * bpp * h)
 }

@@ -13,14 +13,14 @@ use super::capture::Capture;
 use super::debayer::{self, Debayer};
 use super::debayer_core;
 use super::formats::{self, BayerMap, Fmt, RgbMap};
-use super::media::sys;
+use super::kthread::{Tick, Ticker};
+use super::pixfmt::{self, Rgb32};
 use super::scaler::Scaler;
 use super::scaler_core;
 use super::sensor::{self, Sensor};
-use super::subdev;
+use super::subdev::Subdev;
 use super::timing::{FrameTime, Timings};
 use super::tpg;
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     bindings,
@@ -36,15 +36,24 @@ const INTERVAL_JIFFIES: kernel::ffi::c_long = (bindings::HZ / 30) as kernel::ffi
 /// and outlive the capture node, which is dropped first.
 #[derive(Clone, Copy)]
 pub(crate) struct Sources {
-    pub(crate) sensor: *const Sensor,
-    pub(crate) debayer: *const Debayer,
-    pub(crate) scaler: *const Scaler,
+    pub(crate) sensor: *const Subdev<Sensor, 1>,
+    pub(crate) debayer: *const Subdev<Debayer, 2>,
+    pub(crate) scaler: *const Subdev<Scaler, 2>,
 }
 
 // SAFETY: the pointees are `Sync` and outlive every user (see above).
 unsafe impl Send for Sources {}
 // SAFETY: as above.
 unsafe impl Sync for Sources {}
+
+impl Sources {
+    /// The entities.
+    pub(crate) fn get(&self) -> (&Subdev<Sensor, 1>, &Subdev<Debayer, 2>, &Subdev<Scaler, 2>) {
+        // SAFETY: boxed in the graph, which drops the capture nodes (the
+        // only holders of `Sources`) before them.
+        unsafe { (&*self.sensor, &*self.debayer, &*self.scaler) }
+    }
+}
 
 /// Which node a stream feeds, and so which entities it goes through.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,6 +69,8 @@ struct RgbStages {
     source: &'static RgbMap,
     scale: scaler_core::Scaler,
     rgb: KVVec<u8>,
+    /// For the 32-bit code: the node's layout and the widened frame.
+    wide: Option<(&'static Rgb32, KVVec<u8>)>,
     scaled: KVVec<u8>,
     deb_scratch: KVVec<u64>,
     scale_scratch: KVVec<u32>,
@@ -69,14 +80,14 @@ struct RgbStages {
 /// while it runs.
 struct Ctx {
     capture: *const Capture,
-    sensor: *const Sensor,
-    debayer: *const Debayer,
+    sources: Sources,
     timings: Arc<Timings>,
     width: usize,
     height: usize,
     sink: &'static BayerMap,
-    /// The sensor's frame, and the change count of its controls it was
-    /// drawn at.
+    /// The sensor's pattern generator, its frame, and the change count of
+    /// its controls it was drawn at.
+    tpg: tpg::Tpg,
     bayer: KVVec<u8>,
     drawn: u32,
     /// `None` on the raw path, which takes the sensor's frame as it is.
@@ -86,15 +97,26 @@ struct Ctx {
 /// A running stream: the thread and its context.  Dropping it stops the
 /// thread, then frees what the thread used.
 pub(crate) struct Streamer {
-    task: *mut bindings::task_struct,
-    /// Owned here, used by the thread alone; freed after it stops.
-    _ctx: KBox<Ctx>,
-    sources: Sources,
+    /// The thread, with the context it alone uses; stopped first.
+    _thread: Ticker<Ctx>,
+    /// Then the stream is counted out (fields drop in this order).
+    _counted: Counted,
 }
 
-// SAFETY: the task pointer is only passed to `kthread_stop`; the context is
-// used by the thread alone until that returns.
-unsafe impl Send for Streamer {}
+/// A stream counted in `Streams` until dropped.
+struct Counted(Sources);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        set_streaming(&self.0, false);
+        crate::dyndbg::ddbg!("stream off\n");
+    }
+}
+
+// SAFETY: the pointers in the context (the capture node, the entities)
+// are to `Sync` objects that outlive the stream (see `Sources`; the node
+// stops its stream before it goes); the rest is owned data.
+unsafe impl Send for Ctx {}
 
 /// How many streams run in the media device's one pipeline; every entity
 /// holds it and refuses active format changes while it is not zero.  One
@@ -121,8 +143,7 @@ impl Streams {
 
 /// Counts a stream in (or out of) the pipeline.
 fn set_streaming(s: &Sources, on: bool) {
-    // SAFETY: see `Sources`.
-    let c = unsafe { &(*s.sensor).streams.0 };
+    let c = &s.get().0.streams.0;
     if on {
         c.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -143,17 +164,6 @@ fn timed<R>(ft: &FrameTime, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The active format of `pad` of the sub-device `sd`.
-fn active_fmt(sd: *mut sys::v4l2_subdev, pad: u32) -> Option<Fmt> {
-    // SAFETY: `sd` is a registered, finalized sub-device of the graph.
-    unsafe {
-        subdev::with_active_state(sd, |st| {
-            subdev::state_fmt(st, pad).map(|m| subdev::fmt_of(m))
-        })
-    }
-    .flatten()
-}
-
 impl Streamer {
     /// Reads the pipeline's formats (validated equal across links by the
     /// media core just before), fixes them, and starts the thread.
@@ -166,11 +176,12 @@ impl Streamer {
         // Fix the formats first, so that none changes between reading it
         // and the thread using it.
         set_streaming(sources, true);
-        let r = Self::start_fixed(capture, sources, path, timings);
-        if r.is_err() {
-            set_streaming(sources, false);
-        }
-        r
+        // Counts the stream out again if anything below fails.
+        let counted = Counted(*sources);
+        Ok(Self {
+            _thread: Self::start_fixed(capture, sources, path, timings)?,
+            _counted: counted,
+        })
     }
 
     fn start_fixed(
@@ -178,37 +189,17 @@ impl Streamer {
         sources: &Sources,
         path: Path,
         timings: &Arc<Timings>,
-    ) -> Result<Self> {
-        // SAFETY: see `Sources`.
-        let (sen, deb, sca) = unsafe { (&*sources.sensor, &*sources.debayer, &*sources.scaler) };
-        let sensor_fmt = active_fmt(sen.sd.raw(), sensor::SRC).ok_or(EINVAL)?;
+    ) -> Result<Ticker<Ctx>> {
+        let (sen, _, _) = sources.get();
+        let sensor_fmt = sen.active(sensor::SRC).ok_or(EINVAL)?;
         let sink = formats::bayer_map(sensor_fmt.code).ok_or(EINVAL)?;
         let (w, h) = (sensor_fmt.width as usize, sensor_fmt.height as usize);
         // `upstream` is the format the node gets.
         let (stages, upstream) = match path {
             Path::Raw => (None, sensor_fmt),
             Path::Rgb => {
-                let deb_sink = active_fmt(deb.sd.raw(), debayer::SINK).ok_or(EINVAL)?;
-                let deb_src = active_fmt(deb.sd.raw(), debayer::SRC).ok_or(EINVAL)?;
-                let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
-                // Link validation ran before the formats were fixed; a
-                // `set_fmt` between the two would pass unseen, so the links
-                // are checked again on what was read after fixing them.
-                if deb_sink != sensor_fmt || sc_sink != deb_src {
-                    crate::dyndbg::ddbg!("stream on: a format changed during link validation\n");
-                    return Err(EPIPE);
-                }
-                let stages = RgbStages::new(w, h, deb_src, sc_sink, sc_src, crop)?;
-                crate::dyndbg::ddbg!(
-                    "stream on: debayer {:#x} -> {:#x}, scaler {}x{} -> {}x{}\n",
-                    sensor_fmt.code,
-                    deb_src.code,
-                    sc_sink.width,
-                    sc_sink.height,
-                    sc_src.width,
-                    sc_src.height
-                );
-                (Some(stages), sc_src)
+                let (stages, upstream) = RgbStages::for_stream(sources, sensor_fmt, capture)?;
+                (Some(stages), upstream)
             }
         };
         // Link validation ran only if this stream started the pipeline
@@ -222,17 +213,18 @@ impl Streamer {
         // sensor frame is drawn at stream on and again only when the
         // sensor's controls change (or for noise), not every frame.
         let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
+        let mut tpg = tpg::Tpg::new(sink, w, h)?;
         let (look, drawn) = sen.look();
-        timed(&timings.sensor, || tpg::draw(sink, w, h, &look, &mut bayer))?;
+        timed(&timings.sensor, || tpg.draw(&look, &mut bayer))?;
         let ctx = KBox::new(
             Ctx {
                 capture,
-                sensor: sources.sensor,
-                debayer: sources.debayer,
+                sources: *sources,
                 timings: timings.clone(),
                 width: w,
                 height: h,
                 sink,
+                tpg,
                 bayer,
                 drawn,
                 stages,
@@ -246,40 +238,49 @@ impl Streamer {
             h,
             if path == Path::Raw { "raw" } else { "RGB" }
         );
-        let data = core::ptr::from_ref(&*ctx).cast_mut().cast();
-        // SAFETY: `data` stays valid until `kthread_stop` in `Drop`
-        // returns; the name has no format directives.
-        let task = unsafe {
-            bindings::kthread_create_on_node(
-                Some(thread),
-                data,
-                bindings::NUMA_NO_NODE,
-                c"vimc_debayer-streamer".as_char_ptr(),
-            )
-        };
-        let task = kernel::error::from_err_ptr(task)?;
-        // SAFETY: a new kthread waiting for its first wake-up.
-        unsafe { bindings::wake_up_process(task) };
-        Ok(Self {
-            task,
-            _ctx: ctx,
-            sources: *sources,
-        })
-    }
-}
-
-impl Drop for Streamer {
-    fn drop(&mut self) {
-        // SAFETY: the thread runs until told to stop and never exits on its
-        // own, so the task is alive; after this the context is ours again.
-        // (-EINTR when it never ran is fine.)
-        unsafe { bindings::kthread_stop(self.task) };
-        set_streaming(&self.sources, false);
-        crate::dyndbg::ddbg!("stream off\n");
+        Ticker::start(ctx, c"vimc_debayer-streamer")
     }
 }
 
 impl RgbStages {
+    /// The stages of a stream from a `sensor_fmt` frame into `capture`,
+    /// and the format the node gets.  Link validation ran before the
+    /// formats were fixed; a `set_fmt` between the two would pass unseen,
+    /// so the links are checked again on what was read after fixing them.
+    fn for_stream(sources: &Sources, sensor_fmt: Fmt, capture: &Capture) -> Result<(Self, Fmt)> {
+        let (_, deb, sca) = sources.get();
+        let deb_sink = deb.active(debayer::SINK).ok_or(EINVAL)?;
+        let deb_src = deb.active(debayer::SRC).ok_or(EINVAL)?;
+        let (sc_sink, sc_src, crop) = sca.active_config().ok_or(EINVAL)?;
+        if deb_sink != sensor_fmt || sc_sink != deb_src {
+            crate::dyndbg::ddbg!("stream on: a format changed during link validation\n");
+            return Err(EPIPE);
+        }
+        let mut stages = Self::new(
+            sensor_fmt.width as usize,
+            sensor_fmt.height as usize,
+            deb_src,
+            sc_sink,
+            sc_src,
+            crop,
+        )?;
+        if stages.source.bpp == 4 {
+            let layout = pixfmt::rgb32_layout(capture.format().pixelformat).ok_or(EPIPE)?;
+            let len = stages.rgb.len() / 3 * 4;
+            stages.wide = Some((layout, KVVec::from_elem(0u8, len, GFP_KERNEL)?));
+        }
+        crate::dyndbg::ddbg!(
+            "stream on: debayer {:#x} -> {:#x}, scaler {}x{} -> {}x{}\n",
+            sensor_fmt.code,
+            deb_src.code,
+            sc_sink.width,
+            sc_sink.height,
+            sc_src.width,
+            sc_src.height
+        );
+        Ok((stages, sc_src))
+    }
+
     /// The stages for a `w` x `h` sensor frame, the debayer's source format
     /// and the scaler's configuration, with their buffers.
     fn new(
@@ -303,6 +304,7 @@ impl RgbStages {
             source: formats::rgb_map(deb_src.code).ok_or(EINVAL)?,
             scale,
             rgb: KVVec::from_elem(0u8, w * h * 3, GFP_KERNEL)?,
+            wide: None,
             scaled: KVVec::from_elem(0u8, scale.out_len(), GFP_KERNEL)?,
             deb_scratch: KVVec::from_elem(0u64, debayer_core::scratch_len(w), GFP_KERNEL)?,
             scale_scratch: KVVec::from_elem(
@@ -321,16 +323,32 @@ impl RgbStages {
         d: debayer_core::Debayer<'_>,
         t: &Timings,
     ) -> Option<&[u8]> {
-        let (rgb, scratch) = (&mut self.rgb, &mut self.deb_scratch);
-        timed(&t.debayer, || d.run(bayer, rgb, scratch)).ok()?;
-        let (scale, rgb, scaled, scratch) = (
-            &self.scale,
-            &self.rgb,
-            &mut self.scaled,
-            &mut self.scale_scratch,
-        );
-        timed(&t.scaler, || scale.run(rgb, scaled, scratch)).ok()?;
+        let (rgb, scratch, wide) = (&mut self.rgb, &mut self.deb_scratch, &mut self.wide);
+        timed(&t.debayer, || {
+            d.run(bayer, rgb, scratch)?;
+            // The 32-bit code: the same pixels, widened to the node's
+            // layout (counted as the debayer's work, whose output it is).
+            if let Some((layout, out)) = wide {
+                pixfmt::widen_rgb32(rgb, out, layout);
+            }
+            Ok::<(), debayer_core::DebayerError>(())
+        })
+        .ok()?;
+        let input = match &self.wide {
+            Some((_, out)) => &out[..],
+            None => &self.rgb[..],
+        };
+        let (scale, scaled, scratch) = (&self.scale, &mut self.scaled, &mut self.scale_scratch);
+        timed(&t.scaler, || scale.run(input, scaled, scratch)).ok()?;
         Some(&self.scaled)
+    }
+}
+
+impl Tick for Ctx {
+    const INTERVAL: kernel::ffi::c_long = INTERVAL_JIFFIES;
+
+    fn tick(&mut self) {
+        self.frame();
     }
 }
 
@@ -339,13 +357,12 @@ impl Ctx {
     /// drawn, or if its pattern changes every frame (noise), as vimc's
     /// sensor does each frame.  If drawing fails the old frame stays.
     fn redraw(&mut self) {
-        // SAFETY: see `Sources`.
-        let (look, n) = unsafe { (*self.sensor).look() };
+        let (look, n) = self.sources.get().0.look();
         if n == self.drawn && look.is_static() {
             return;
         }
-        let (m, w, h, bayer) = (self.sink, self.width, self.height, &mut self.bayer);
-        if timed(&self.timings.sensor, || tpg::draw(m, w, h, &look, bayer)).is_ok() {
+        let (tpg, bayer) = (&mut self.tpg, &mut self.bayer);
+        if timed(&self.timings.sensor, || tpg.draw(&look, bayer)).is_ok() {
             self.drawn = n;
         }
     }
@@ -358,15 +375,14 @@ impl Ctx {
         // One line per tick when enabled: shows when the thread runs
         // (tests/vm/vimc_lifecycle.sh checks it stops while frozen).
         crate::dyndbg::ddbg!("frame tick, buffer {}\n", buf.is_some());
-        let Some(buf) = buf else {
+        let Some(mut buf) = buf else {
             return; // no buffer queued: this frame is dropped, as in vimc
         };
         self.redraw();
         let (out, copy_time) = match &mut self.stages {
             None => (Some(&self.bayer[..]), &self.timings.raw_capture),
             Some(stages) => {
-                // SAFETY: see `Sources`.
-                let window = unsafe { (*self.debayer).window.load(Ordering::Relaxed) } as usize;
+                let window = self.sources.get().1.window.load(Ordering::Relaxed) as usize;
                 let d = debayer_core::Debayer {
                     width: self.width,
                     height: self.height,
@@ -380,60 +396,12 @@ impl Ctx {
                 )
             }
         };
-        let ok = out.is_some();
-        let out = out.unwrap_or(&[]);
-        let fmt = capture.format();
-        let vb = buf.0;
-        // SAFETY: a buffer vb2 queued to us; `buf_prepare` checked that
-        // plane 0 holds `sizeimage` bytes, which is `out.len()` (link
-        // validation made the capture format the upstream pad's).
-        unsafe {
-            let vaddr = sys::vb2_plane_vaddr(vb, 0).cast::<u8>();
-            let len = (fmt.sizeimage as usize).min(out.len());
-            if ok && !vaddr.is_null() {
-                timed(copy_time, || {
-                    core::ptr::copy_nonoverlapping(out.as_ptr(), vaddr, len)
-                });
-            }
-            (*vb).timestamp = bindings::ktime_get() as u64;
-            let vbuf = vb.cast::<sys::vb2_v4l2_buffer>(); // vb2_buf is its first member
-            (*vbuf).sequence = capture.sequence.fetch_add(1, Ordering::Relaxed);
-            (*vbuf).field = sys::v4l2_field_V4L2_FIELD_NONE;
-            if (*vb).num_planes > 0 {
-                (*vb).planes[0].bytesused = len as u32; // vb2_set_plane_payload
-            }
-            let state = if ok && !vaddr.is_null() {
-                sys::vb2_buffer_state_VB2_BUF_STATE_DONE
-            } else {
-                sys::vb2_buffer_state_VB2_BUF_STATE_ERROR
-            };
-            sys::vb2_buffer_done(vb, state);
-        }
+        // `buf_prepare` checked that plane 0 holds `sizeimage` bytes, which
+        // is `out.len()` (link validation made the capture format the
+        // upstream pad's).
+        let len = (capture.format().sizeimage as usize).min(out.map_or(0, <[u8]>::len));
+        let copied = out.and_then(|o| timed(copy_time, || buf.fill(o.get(..len)?)));
+        let sequence = capture.sequence.fetch_add(1, Ordering::Relaxed);
+        buf.done(copied.unwrap_or(0), sequence, copied.is_some());
     }
-}
-
-/// The thread: one frame per interval until told to stop.  Freezable, as
-/// vimc's streamer is: while the system suspends it makes no frames.
-///
-/// # Safety
-///
-/// Started by `Streamer::start` with its `Ctx`.
-unsafe extern "C" fn thread(data: *mut c_void) -> i32 {
-    // SAFETY: `data` is the `Ctx` the `Streamer` owns, which waits for this
-    // thread in `kthread_stop` before touching it.
-    let ctx = unsafe { &mut *data.cast::<Ctx>() };
-    // Without the freezer, `set_freezable` is a static inline no-op.
-    // SAFETY: plain calls on the current kthread; the freezer parks it in
-    // `kthread_freezable_should_stop`, between frames.
-    #[cfg(CONFIG_FREEZER)]
-    unsafe {
-        sys::set_freezable()
-    };
-    // SAFETY: as above; a NULL `was_frozen` is allowed.
-    while !unsafe { bindings::kthread_freezable_should_stop(core::ptr::null_mut()) } {
-        ctx.frame();
-        // SAFETY: as above; `kthread_stop` and the freezer wake us early.
-        unsafe { bindings::schedule_timeout_interruptible(INTERVAL_JIFFIES) };
-    }
-    0
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A V4L2 sub-device with its media entity and pads: the one place that
-//! registers, unregisters and reaches into `struct v4l2_subdev`.  Each
-//! entity file supplies its ops table and pad formats.
+//! A V4L2 sub-device with its media entity, pads and controls, owning the
+//! entity's data: the one place that registers, unregisters and reaches
+//! into `struct v4l2_subdev`.  Each entity implements `PadOps`
+//! (`pad_ops.rs`), whose tables this installs.
 //!
 //! Formats live in the sub-device state the V4L2 core keeps (active and
 //! try alike, locked by the core around every pad op), so the entities keep
@@ -10,6 +11,8 @@
 
 use super::formats::Fmt;
 use super::media::{sys, MediaDevice};
+use super::pad_ops::{Ctrl, PadOps, State, Tables};
+use core::ops::Deref;
 use kernel::{error::to_result, prelude::*, sync::LockClassKey, types::Opaque};
 
 /// An ops table in a `static`: the C structures hold raw pointers, which
@@ -19,43 +22,51 @@ pub(crate) struct OpsTable<T>(pub(crate) T);
 // SAFETY: read-only after initialisation; shared only as `*const`.
 unsafe impl<T> Sync for OpsTable<T> {}
 
-/// What an entity file gives `Subdev::register`.
-pub(crate) struct Desc<const N: usize> {
-    pub(crate) name: &'static CStr,
-    pub(crate) function: u32,
-    pub(crate) pad_flags: [u32; N],
-    pub(crate) ops: &'static OpsTable<sys::v4l2_subdev_ops>,
-    pub(crate) internal_ops: &'static OpsTable<sys::v4l2_subdev_internal_ops>,
-}
-
-/// `struct v4l2_subdev` plus its pads, pinned.
+/// `struct v4l2_subdev`, its pads and its control handler, pinned, with
+/// the entity `T` they belong to.
+///
+/// # Invariants
+///
+/// Once `register` succeeded, `dev_priv` points to `self` and the ops are
+/// `Tables<T, N>`'s, until `drop` unregisters the sub-device; `data` is
+/// dropped after that (fields drop after `PinnedDrop`).
 #[pin_data(PinnedDrop)]
-pub(crate) struct Subdev<const N: usize> {
+pub(crate) struct Subdev<T, const N: usize> {
     #[pin]
     sd: Opaque<sys::v4l2_subdev>,
     #[pin]
     pads: Opaque<[sys::media_pad; N]>,
+    #[pin]
+    hdl: Opaque<sys::v4l2_ctrl_handler>,
+    #[pin]
+    data: T,
 }
 
-// SAFETY: the V4L2 core serialises access to the sub-device (state lock,
-// graph mutex); the Rust side only passes pointers.
-unsafe impl<const N: usize> Send for Subdev<N> {}
+// SAFETY: the V4L2 core serialises access to the sub-device and the
+// control handler (state lock, graph mutex, handler lock); the Rust side
+// only passes pointers.  `T` is `Send + Sync` (`PadOps`).
+unsafe impl<T: PadOps<N>, const N: usize> Send for Subdev<T, N> {}
 // SAFETY: as above.
-unsafe impl<const N: usize> Sync for Subdev<N> {}
+unsafe impl<T: PadOps<N>, const N: usize> Sync for Subdev<T, N> {}
 
-impl<const N: usize> Subdev<N> {
-    /// Zeroed, not yet registered.
-    pub(crate) fn new() -> impl PinInit<Self> {
+impl<T, const N: usize> Deref for Subdev<T, N> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
+    /// Zeroed, not yet registered, around the entity `data`.
+    pub(crate) fn new(data: impl PinInit<T>) -> impl PinInit<Self> {
         pin_init!(Self {
-            sd <- Opaque::ffi_init(|p: *mut sys::v4l2_subdev| {
-                // SAFETY: `p` is valid for writes; all-zero is the state
-                // `v4l2_subdev_init` expects.
-                unsafe { p.write_bytes(0, 1) }
-            }),
-            pads <- Opaque::ffi_init(|p: *mut [sys::media_pad; N]| {
-                // SAFETY: as above, for `media_entity_pads_init`.
-                unsafe { p.write_bytes(0, 1) }
-            }),
+            sd <- pin_init::init_zeroed(),
+            pads <- pin_init::init_zeroed(),
+            // Zero is "not initialised", which `v4l2_ctrl_handler_free`
+            // accepts.
+            hdl <- pin_init::init_zeroed(),
+            data <- data,
         })
     }
 
@@ -70,40 +81,87 @@ impl<const N: usize> Subdev<N> {
         unsafe { core::ptr::addr_of_mut!((*self.raw()).entity) }
     }
 
-    /// Initialises and registers the sub-device with `media`'s V4L2 device.
-    /// `key` is the entity's own lock class for its state lock (lockdep
-    /// sees source and sink states locked together in link validation);
-    /// `priv_` is what `dev_priv` points to (the entity owning `self`);
-    /// `hdl` its control handler, if any.
+    /// Creates `T::CONTROLS` (after vimc's class control), their private
+    /// pointer `self`; nothing if there are none.
+    fn add_controls(self: Pin<&Self>) -> Result {
+        if T::CONTROLS.is_empty() {
+            return Ok(());
+        }
+        let hdl = self.hdl.get();
+        let this = core::ptr::from_ref(self.get_ref()).cast_mut().cast();
+        // SAFETY: `hdl` is zeroed and pinned in `self`, which outlives it
+        // (`drop` frees it); the configs are copied for the call; the lock
+        // class key is static.
+        unsafe {
+            to_result(sys::v4l2_ctrl_handler_init_class(
+                hdl,
+                T::CONTROLS.len() as u32 + 1,
+                // One class for every entity's handler lock (never nested),
+                // so one name too: lockdep warns on a key with two names.
+                kernel::static_lock_class!().as_ptr(),
+                c"vimc_debayer controls".as_char_ptr(),
+            ))?;
+            sys::v4l2_ctrl_new_custom(hdl, &CTRL_CLASS.0, core::ptr::null_mut());
+            for c in T::CONTROLS {
+                let ctrl = match c {
+                    Ctrl::Std(id, min, max, step, def) => sys::v4l2_ctrl_new_std(
+                        hdl,
+                        Tables::<T, N>::ctrl(),
+                        *id,
+                        *min,
+                        *max,
+                        *step,
+                        *def,
+                    ),
+                    Ctrl::Custom(cfg) => {
+                        let cfg = sys::v4l2_ctrl_config {
+                            ops: Tables::<T, N>::ctrl(),
+                            ..cfg.0
+                        };
+                        sys::v4l2_ctrl_new_custom(hdl, &cfg, this)
+                    }
+                };
+                if let Some(ctrl) = ctrl.as_mut() {
+                    ctrl.priv_ = this;
+                }
+            }
+            to_result((*hdl).error)
+        }
+    }
+
+    /// Creates the controls, initialises the sub-device and registers it
+    /// with `media`'s V4L2 device.  `key` is the entity's own lock class
+    /// for its state lock (lockdep sees source and sink states locked
+    /// together in link validation).
     pub(crate) fn register(
         self: Pin<&Self>,
         media: &MediaDevice,
         module: &'static ThisModule,
-        desc: &Desc<N>,
         key: Pin<&'static LockClassKey>,
-        priv_: *mut core::ffi::c_void,
-        hdl: *mut sys::v4l2_ctrl_handler,
     ) -> Result {
+        self.add_controls()?;
         let sd = self.raw();
         let pads = self.pads.get().cast::<sys::media_pad>();
+        let this = core::ptr::from_ref(self.get_ref()).cast_mut().cast();
         // SAFETY: `sd` and `pads` are zeroed, pinned and ours; the ops
-        // tables are `'static`.  On failure each step is undone below.
+        // tables are `'static`; `self` outlives the registration (the
+        // invariants).  On failure each step is undone below.
         unsafe {
-            sys::v4l2_subdev_init(sd, &desc.ops.0);
-            (*sd).internal_ops = &desc.internal_ops.0;
-            (*sd).entity.function = desc.function;
+            sys::v4l2_subdev_init(sd, Tables::<T, N>::ops());
+            (*sd).internal_ops = Tables::<T, N>::internal();
+            (*sd).entity.function = T::FUNCTION;
             (*sd).entity.ops = &ENTITY_OPS.0;
-            (*sd).dev_priv = priv_;
-            (*sd).ctrl_handler = hdl;
+            (*sd).dev_priv = this;
             (*sd).flags |= sys::V4L2_SUBDEV_FL_HAS_DEVNODE;
-            if !hdl.is_null() {
+            if !T::CONTROLS.is_empty() {
+                (*sd).ctrl_handler = self.hdl.get();
                 (*sd).flags |= sys::V4L2_SUBDEV_FL_HAS_EVENTS;
             }
-            let name = desc.name.to_bytes_with_nul();
+            let name = T::NAME.to_bytes_with_nul();
             for (d, &c) in (*sd).name.iter_mut().zip(name.iter()) {
                 *d = c as kernel::ffi::c_char;
             }
-            for (i, &f) in desc.pad_flags.iter().enumerate() {
+            for (i, &f) in T::PAD_FLAGS.iter().enumerate() {
                 (*pads.add(i)).flags = f as kernel::ffi::c_ulong;
             }
         }
@@ -112,8 +170,14 @@ impl<const N: usize> Subdev<N> {
         // SAFETY: `sd` is initialised and its pads set; the lock class key
         // is a static as lockdep requires.
         to_result(unsafe {
-            sys::__v4l2_subdev_init_finalize(sd, desc.name.as_char_ptr(), key.as_ptr())
+            sys::__v4l2_subdev_init_finalize(sd, T::NAME.as_char_ptr(), key.as_ptr())
         })?;
+        self.attach(media, module)
+    }
+
+    /// Registers the finalized sub-device with `media`'s V4L2 device.
+    fn attach(&self, media: &MediaDevice, module: &'static ThisModule) -> Result {
+        let sd = self.raw();
         // Registered with no owner module: the core would otherwise take a
         // module reference that only unregistering drops, and unregistering
         // runs from our module exit, so rmmod could never succeed.  (The
@@ -141,23 +205,41 @@ impl<const N: usize> Subdev<N> {
         Ok(())
     }
 
-    /// Removes the device node and the entity, so that no ioctl reaches
-    /// the sub-device's controls any more: an entity with a control handler
-    /// calls this before freeing it.  Dropping does it too; twice is fine.
-    pub(crate) fn unregister(&self) {
-        // SAFETY: a no-op for a sub-device that never was registered or
-        // already is not (`v4l2_dev` NULL).
-        unsafe { sys::v4l2_device_unregister_subdev(self.raw()) };
+    /// Runs `f` on the active state, locked; `None` before `register`.
+    pub(crate) fn with_active<R>(&self, f: impl FnOnce(&mut State<'_>) -> R) -> Option<R> {
+        // SAFETY: the active state exists once finalized (else `None`);
+        // the caller holds no state lock of this sub-device; the state is
+        // locked while `f` runs.
+        unsafe { with_active_state(self.raw(), |st| f(&mut State::from_raw(st))) }
+    }
+
+    /// The active format of `pad`.
+    pub(crate) fn active(&self, pad: u32) -> Option<Fmt> {
+        self.with_active(|st| st.fmt(pad)).flatten()
+    }
+
+    /// Sets the active format of `pad` through the entity's own `set_fmt`,
+    /// as `VIDIOC_SUBDEV_S_FMT` would; the format the entity chose.  For
+    /// configuring the pipeline from a video node (video-centric mode).
+    pub(crate) fn set_active(&self, pad: u32, f: Fmt) -> Result<Fmt> {
+        self.with_active(|st| self.data.set_fmt(st, true, pad, f))
+            .ok_or(EINVAL)?
     }
 }
 
 #[pinned_drop]
-impl<const N: usize> PinnedDrop for Subdev<N> {
+impl<T, const N: usize> PinnedDrop for Subdev<T, N> {
     fn drop(self: Pin<&mut Self>) {
-        self.unregister();
-        // SAFETY: cleanup frees the active state if allocated; nothing
-        // reaches the unregistered sub-device any more.
-        unsafe { sys::v4l2_subdev_cleanup(self.raw()) };
+        // SAFETY: unregistering is a no-op for a sub-device that never was
+        // registered (`v4l2_dev` NULL).  After it no ioctl reaches the
+        // sub-device or its controls: cleanup frees the active state if
+        // allocated, then the handler goes (zeroed or initialised, both
+        // accepted), then, after this function, the entity's data.
+        unsafe {
+            sys::v4l2_device_unregister_subdev(self.sd.get());
+            sys::v4l2_subdev_cleanup(self.sd.get());
+            sys::v4l2_ctrl_handler_free(self.hdl.get());
+        }
     }
 }
 
@@ -169,7 +251,7 @@ pub(crate) const CID_VIMC_BASE: u32 = 0x00f0_0000 | 0xf000;
 /// The "VIMC Controls" class control of every entity with controls.
 // `CStrExt::as_char_ptr` is not const; a static needs the pointer now.
 #[allow(clippy::disallowed_methods)]
-pub(crate) static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
+static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
     id: CID_VIMC_CLASS,
     name: c"VIMC Controls".as_ptr().cast(),
     type_: sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS,
@@ -177,16 +259,6 @@ pub(crate) static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4
     // SAFETY: zero is the default of every other field.
     ..unsafe { core::mem::zeroed() }
 });
-
-/// Core ops of a sub-device with controls: control events, log status.
-pub(crate) static CTRL_CORE_OPS: OpsTable<sys::v4l2_subdev_core_ops> =
-    OpsTable(sys::v4l2_subdev_core_ops {
-        log_status: Some(sys::v4l2_ctrl_subdev_log_status),
-        subscribe_event: Some(sys::v4l2_ctrl_subdev_subscribe_event),
-        unsubscribe_event: Some(sys::v4l2_event_subdev_unsubscribe),
-        // SAFETY: all-NULL is "not implemented" for the remaining ops.
-        ..unsafe { core::mem::zeroed() }
-    });
 
 static ENTITY_OPS: OpsTable<sys::media_entity_operations> =
     OpsTable(sys::media_entity_operations {
@@ -237,11 +309,6 @@ pub(crate) unsafe fn state_fmt<'a>(
     unsafe { sys::__v4l2_subdev_state_get_format(state, pad, 0).as_mut() }
 }
 
-/// Whether a pad op is on the active state (as opposed to try).
-pub(crate) fn is_active(which: u32) -> bool {
-    which == sys::v4l2_subdev_format_whence_V4L2_SUBDEV_FORMAT_ACTIVE
-}
-
 /// Links `src`'s pad `src_pad` to `sink`'s pad `sink_pad`, enabled and
 /// immutable.
 pub(crate) fn link(
@@ -287,46 +354,4 @@ pub(crate) unsafe fn with_active_state<R>(
         kernel::bindings::mutex_unlock(lock);
         Some(r)
     }
-}
-
-/// Answers `enum_mbus_code` with `pick(pad, index)`: -EINVAL past the end.
-///
-/// # Safety
-///
-/// `code` is the request the V4L2 core passed, valid for the call.
-pub(crate) unsafe fn answer_code(
-    code: *mut sys::v4l2_subdev_mbus_code_enum,
-    pick: impl Fn(u32, usize) -> Option<u32>,
-) -> i32 {
-    // SAFETY: the caller passes the core's valid request.
-    let code = unsafe { &mut *code };
-    match pick(code.pad, code.index as usize) {
-        Some(c) => {
-            code.code = c;
-            0
-        }
-        None => EINVAL.to_errno(),
-    }
-}
-
-/// Answers `enum_frame_size`: one continuous range (the clamp limits) for
-/// each code that `known(pad, code)` accepts, -EINVAL otherwise.
-///
-/// # Safety
-///
-/// `fse` is the request the V4L2 core passed, valid for the call.
-pub(crate) unsafe fn answer_size(
-    fse: *mut sys::v4l2_subdev_frame_size_enum,
-    known: impl Fn(u32, u32) -> bool,
-) -> i32 {
-    // SAFETY: the caller passes the core's valid request.
-    let fse = unsafe { &mut *fse };
-    if fse.index != 0 || !known(fse.pad, fse.code) {
-        return EINVAL.to_errno();
-    }
-    fse.min_width = super::formats::MIN_WIDTH;
-    fse.max_width = super::formats::MAX_WIDTH;
-    fse.min_height = super::formats::MIN_HEIGHT;
-    fse.max_height = super::formats::MAX_HEIGHT;
-    0
 }

@@ -39,48 +39,79 @@ impl Look {
     }
 }
 
-/// Draws `look`, `w` x `h` pixels of the Bayer code `m`, into `out`.
-pub(crate) fn draw(m: &BayerMap, w: usize, h: usize, look: &Look, out: &mut [u8]) -> Result {
-    if out.len() < w * h * m.bpp {
-        return Err(EINVAL);
-    }
-    let (w, h) = (
-        u32::try_from(w).map_err(|_| EINVAL)?,
-        u32::try_from(h).map_err(|_| EINVAL)?,
-    );
-    // The tpg's line buffers are allocated for `MAX_WIDTH`, and its noise
-    // wants at least 2 pixels: only the sizes the sensor allows.
-    if !(formats::MIN_WIDTH..=formats::MAX_WIDTH).contains(&w)
-        || !(formats::MIN_HEIGHT..=formats::MAX_HEIGHT).contains(&h)
-    {
-        return Err(EINVAL);
-    }
-    let tpg = KBox::pin_init(
-        Opaque::ffi_init(|p: *mut sys::tpg_data| {
-            // SAFETY: valid for writes; `tpg_init` fills it.
-            unsafe { p.write_bytes(0, 1) }
-        }),
-        GFP_KERNEL,
-    )?;
-    // SAFETY: `tpg` is ours; `w` fits the lines `tpg_alloc` makes (checked
-    // above); `out` holds a whole frame (checked above) at the bytes per
-    // line `setup_tpg` sets; `tpg_free` accepts a tpg whose allocation
-    // failed part-way (its line pointers start NULL).
-    let ret = unsafe {
-        sys::tpg_init(tpg.get(), w, h);
-        let ret = sys::tpg_alloc(tpg.get(), formats::MAX_WIDTH);
-        if ret == 0 {
-            setup_tpg(tpg.get(), m, w, h);
-            apply(tpg.get(), look);
-            sys::tpg_fill_plane_buffer(tpg.get(), 0, 0, out.as_mut_ptr());
-        }
-        sys::tpg_free(tpg.get());
-        ret
-    };
-    kernel::error::to_result(ret)
+/// A v4l2-tpg set up for one Bayer frame format, kept for a stream (as
+/// vimc's sensor keeps one): drawing allocates nothing.
+///
+/// # Invariants
+///
+/// `t` is initialised and allocated (`tpg_init`, `tpg_alloc` for
+/// `MAX_WIDTH`) and set up for `w` x `h` of `m`, used only through `&mut
+/// self`, and freed once, in `drop`.
+pub(crate) struct Tpg {
+    t: Pin<KBox<Opaque<sys::tpg_data>>>,
+    m: &'static BayerMap,
+    w: u32,
+    h: u32,
 }
 
-/// vimc's control handler on a fresh tpg: the static inline setters
+// SAFETY: the tpg is plain memory owned by `self`, used by whoever holds
+// `&mut self` (the streaming thread).
+unsafe impl Send for Tpg {}
+
+impl Tpg {
+    /// A tpg for `w` x `h` frames of the Bayer code `m`.
+    pub(crate) fn new(m: &'static BayerMap, w: usize, h: usize) -> Result<Self> {
+        let (w, h) = (
+            u32::try_from(w).map_err(|_| EINVAL)?,
+            u32::try_from(h).map_err(|_| EINVAL)?,
+        );
+        // The tpg's line buffers are allocated for `MAX_WIDTH`, and its
+        // noise wants at least 2 pixels: only the sizes the sensor allows.
+        if !(formats::MIN_WIDTH..=formats::MAX_WIDTH).contains(&w)
+            || !(formats::MIN_HEIGHT..=formats::MAX_HEIGHT).contains(&h)
+        {
+            return Err(EINVAL);
+        }
+        let t: Pin<KBox<Opaque<sys::tpg_data>>> =
+            KBox::pin_init(pin_init::init_zeroed(), GFP_KERNEL)?;
+        // SAFETY: `t` is ours and zeroed; `w` fits the lines `tpg_alloc`
+        // makes (checked above); `tpg_free` accepts a tpg whose allocation
+        // failed part-way (its line pointers start NULL).
+        unsafe {
+            sys::tpg_init(t.get(), w, h);
+            let ret = sys::tpg_alloc(t.get(), formats::MAX_WIDTH);
+            if ret != 0 {
+                sys::tpg_free(t.get());
+                return Err(Error::from_errno(ret));
+            }
+            setup_tpg(t.get(), m, w, h);
+        }
+        Ok(Self { t, m, w, h })
+    }
+
+    /// Draws `look` into `out`, a whole frame.
+    pub(crate) fn draw(&mut self, look: &Look, out: &mut [u8]) -> Result {
+        if out.len() < self.w as usize * self.h as usize * self.m.bpp {
+            return Err(EINVAL);
+        }
+        // SAFETY: by the invariants; `out` holds a whole frame at the
+        // bytes per line `setup_tpg` set (checked above).
+        unsafe {
+            apply(self.t.get(), look);
+            sys::tpg_fill_plane_buffer(self.t.get(), 0, 0, out.as_mut_ptr());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tpg {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `new` (the invariants), freed only here.
+        unsafe { sys::tpg_free(self.t.get()) };
+    }
+}
+
+/// vimc's control handler on the tpg: the static inline setters
 /// `tpg_s_pattern`, `_hflip`, `_vflip`, `_brightness`, `_contrast`, `_hue`
 /// and `_saturation`, redone here.
 ///

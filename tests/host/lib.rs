@@ -31,6 +31,7 @@ pub mod nvme_state;
 pub mod vimc {
     pub mod debayer_core;
     pub mod formats;
+    pub mod pixfmt;
     pub mod scaler_core;
     pub mod timing;
 }

@@ -4,6 +4,7 @@
 
 use rfl_host_tests::vimc::debayer_core::*;
 use rfl_host_tests::vimc::formats::*;
+use rfl_host_tests::vimc::pixfmt::*;
 
 /// Deterministic pseudo-random bytes (xorshift).
 fn noise(seed: u64, n: usize) -> Vec<u32> {
@@ -313,7 +314,11 @@ fn table_rows_are_consistent() {
         let mut offs = o.offset;
         offs.sort();
         assert_eq!(offs, [0, 1, 2]);
-        assert_eq!(bytes_per_pixel(o.code), Some(3));
+        assert_eq!(bytes_per_pixel(o.code), Some(o.bpp));
+        // Only the 32-bit code is widened after the debayer.
+        assert_eq!(o.bpp == 4, o.code == code::ARGB8888_1X32);
     }
+    // vimc's ten debayer source codes first, in its order.
+    assert_eq!(RGB_MAPS[9].code, code::RGB888_1X32_PADHI);
     assert_eq!(bytes_per_pixel(0x2008), None);
 }

@@ -3,6 +3,7 @@
 //! format and crop clamping.
 
 use rfl_host_tests::vimc::formats::*;
+use rfl_host_tests::vimc::pixfmt::*;
 use rfl_host_tests::vimc::scaler_core::*;
 
 fn frame(w: usize, h: usize, bpp: usize) -> Vec<u8> {
