@@ -5,6 +5,7 @@
 
 use super::capture::of_queue;
 use super::media::sys;
+use super::pad_ops::State;
 use super::streamer::Streamer;
 use super::subdev::{self, OpsTable};
 use core::sync::atomic::Ordering;
@@ -131,13 +132,9 @@ unsafe extern "C" fn buf_queue(vb: *mut sys::vb2_buffer) {
     // vb2 never has more than `max_num_buffers` buffers, for which `new`
     // made room, so this cannot fail; if it did, the buffer goes back.
     // SAFETY: vb2 just queued `vb` to us.
-    let pushed = this
-        .queued
-        .lock()
-        .push_within_capacity(unsafe { QueuedBuf::new(vb) });
-    if pushed.is_err() {
-        // SAFETY: vb2 gave us the buffer; give it back, failed.
-        unsafe { sys::vb2_buffer_done(vb, sys::vb2_buffer_state_VB2_BUF_STATE_ERROR) };
+    let buf = unsafe { QueuedBuf::new(vb) };
+    if let Err(buf) = this.queued.lock().push_within_capacity(buf) {
+        buf.0.give_back(sys::vb2_buffer_state_VB2_BUF_STATE_ERROR);
     }
 }
 
@@ -211,9 +208,7 @@ unsafe extern "C" fn link_validate(link: *mut sys::media_link) -> i32 {
     let sd = unsafe { kernel::container_of!(src_pad.entity, sys::v4l2_subdev, entity) };
     // SAFETY: as above; the active state exists for finalized sub-devices.
     let src = unsafe {
-        subdev::with_active_state(sd, |st| {
-            subdev::state_fmt(st, u32::from(src_pad.index)).map(|m| subdev::fmt_of(m))
-        })
+        subdev::with_active_state(sd, |st| State::from_raw(st).fmt(u32::from(src_pad.index)))
     }
     .flatten();
     if src.is_some_and(|s| this.accepts(&s)) {

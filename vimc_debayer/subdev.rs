@@ -71,7 +71,7 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
     }
 
     /// The raw sub-device.
-    pub(crate) fn raw(&self) -> *mut sys::v4l2_subdev {
+    fn raw(&self) -> *mut sys::v4l2_subdev {
         self.sd.get()
     }
 
@@ -294,19 +294,6 @@ pub(crate) fn fmt_of(m: &sys::v4l2_mbus_framefmt) -> Fmt {
         height: m.height,
         code: m.code,
     }
-}
-
-/// The format of `pad` in `state`, if the pad exists.
-///
-/// # Safety
-///
-/// `state` is a sub-device state the core passed to a pad op (locked).
-pub(crate) unsafe fn state_fmt<'a>(
-    state: *mut sys::v4l2_subdev_state,
-    pad: u32,
-) -> Option<&'a mut sys::v4l2_mbus_framefmt> {
-    // SAFETY: per the function's contract; NULL for a bad pad.
-    unsafe { sys::__v4l2_subdev_state_get_format(state, pad, 0).as_mut() }
 }
 
 /// Links `src`'s pad `src_pad` to `sink`'s pad `sink_pad`, enabled and
