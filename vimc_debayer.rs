@@ -9,7 +9,7 @@ use kernel::{
     devres,
     faux,
     prelude::*,
-    sync::{aref::ARef, Arc},
+    sync::{aref::ARef, Arc, UniqueArc},
     uaccess::UserSliceReader, //
 };
 
@@ -28,10 +28,6 @@ use dyndbg::{ddbg, dev_ddbg};
 // module does, hence dead_code).
 #[path = "vimc_debayer/capture.rs"]
 mod capture;
-#[path = "vimc_debayer/capture_ioctl.rs"]
-mod capture_ioctl;
-#[path = "vimc_debayer/capture_queue.rs"]
-mod capture_queue;
 #[path = "vimc_debayer/debayer.rs"]
 mod debayer;
 #[allow(dead_code, unreachable_pub)]
@@ -65,8 +61,12 @@ mod subdev;
 mod timing;
 #[path = "vimc_debayer/tpg.rs"]
 mod tpg;
+#[path = "vimc_debayer/video.rs"]
+mod video;
 #[path = "vimc_debayer/video_centric.rs"]
 mod video_centric;
+#[path = "vimc_debayer/video_ops.rs"]
+mod video_ops;
 
 use subdev::Subdev;
 use timing::Timings;
@@ -107,16 +107,28 @@ impl Pipeline {
 /// The media graph: Sensor A -> Debayer A -> Scaler -> Capture, and
 /// Sensor A -> Raw Capture 0, links enabled.
 ///
-/// Each entity is boxed so its address is fixed before the C side learns
-/// it.  Fields drop in declaration order: the capture nodes first (stopping
-/// any stream, whose thread reads the others), then the sub-devices, then
-/// the media device (which holds the nodes' pipeline object).
+/// Each entity is pinned in its allocation before the C side learns its
+/// address.  Fields drop in declaration order: the capture nodes first
+/// (stopping any stream, whose thread reads the others, and dropping their
+/// references to the sub-devices), then the sub-devices, then the media
+/// device.
 struct Graph {
+    /// Dropped first: the nodes hold the entities too (`Sources`).
     _nodes: Pin<KBox<capture::Nodes>>,
-    _sensor: Pin<KBox<Subdev<sensor::Sensor, 1>>>,
-    _debayer: Pin<KBox<Subdev<debayer::Debayer, 2>>>,
-    _scaler: Pin<KBox<Subdev<scaler::Scaler, 2>>>,
+    _sources: streamer::Sources,
     _media: Pin<KBox<media::MediaDevice>>,
+}
+
+/// A registered sub-device, shared with the capture nodes.
+fn subdev<T: pad_ops::PadOps<N>, const N: usize>(
+    data: impl PinInit<T>,
+    media: &media::MediaDevice,
+    module: &'static ThisModule,
+    key: Pin<&'static kernel::sync::LockClassKey>,
+) -> Result<Arc<Subdev<T, N>>> {
+    let sd = UniqueArc::pin_init(Subdev::new(data), GFP_KERNEL)?;
+    sd.as_ref().register(media, module, key)?;
+    Ok(sd.into())
 }
 
 impl Graph {
@@ -127,38 +139,19 @@ impl Graph {
     ) -> Result<Self> {
         let media = KBox::pin_init(media::MediaDevice::new(dev, c"vimc_debayer"), GFP_KERNEL)?;
         let streams = streamer::Streams::new()?;
-        // Each entity its own lock class for its state lock (lockdep sees
-        // source and sink states locked together in link validation).
-        let sensor = KBox::pin_init(
-            Subdev::new(sensor::Sensor::new(streams.clone())),
-            GFP_KERNEL,
-        )?;
-        sensor
-            .as_ref()
-            .register(&media, module, kernel::static_lock_class!())?;
-        let debayer = KBox::pin_init(
-            Subdev::new(debayer::Debayer::new(streams.clone())),
-            GFP_KERNEL,
-        )?;
-        debayer
-            .as_ref()
-            .register(&media, module, kernel::static_lock_class!())?;
-        let scaler = KBox::pin_init(Subdev::new(scaler::Scaler::new(streams)), GFP_KERNEL)?;
-        scaler
-            .as_ref()
-            .register(&media, module, kernel::static_lock_class!())?;
+        let sensor = sensor::Sensor::new(streams.clone());
+        let debayer = debayer::Debayer::new(streams.clone());
+        let scaler = scaler::Scaler::new(streams);
         let sources = streamer::Sources {
-            sensor: &raw const *sensor,
-            debayer: &raw const *debayer,
-            scaler: &raw const *scaler,
+            sensor: subdev(sensor, &media, module, kernel::static_lock_class!())?,
+            debayer: subdev(debayer, &media, module, kernel::static_lock_class!())?,
+            scaler: subdev(scaler, &media, module, kernel::static_lock_class!())?,
         };
         let centric = *module_parameters::video_centric.value_ref();
-        let nodes = KBox::pin_init(
-            capture::Nodes::new(sources, media.pipe(), timings, centric)?,
-            GFP_KERNEL,
-        )?;
+        let nodes = KBox::pin_init(capture::nodes(&sources, timings, centric)?, GFP_KERNEL)?;
         nodes.as_ref().register(&media, module)?;
-        // Sensor -> debayer -> scaler -> capture, sensor -> raw capture.
+        let [rgb, raw] = nodes.nodes();
+        let (sensor, debayer, scaler) = sources.get();
         for (src, src_pad, sink, sink_pad) in [
             (
                 sensor.entity(),
@@ -172,8 +165,8 @@ impl Graph {
                 scaler.entity(),
                 scaler::SINK,
             ),
-            (scaler.entity(), scaler::SRC, nodes.rgb.entity(), 0),
-            (sensor.entity(), sensor::SRC, nodes.raw.entity(), 0),
+            (scaler.entity(), scaler::SRC, rgb.entity(), 0),
+            (sensor.entity(), sensor::SRC, raw.entity(), 0),
         ] {
             subdev::link(src, src_pad as u16, sink, sink_pad as u16)?;
         }
@@ -181,9 +174,7 @@ impl Graph {
         dev_ddbg!(dev, "media graph registered\n");
         Ok(Self {
             _nodes: nodes,
-            _sensor: sensor,
-            _debayer: debayer,
-            _scaler: scaler,
+            _sources: sources,
             _media: media,
         })
     }

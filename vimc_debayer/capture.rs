@@ -1,93 +1,63 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The video nodes: "Capture" on the scaler's source pad and "Raw Capture 0"
-//! on the sensor's, as in vimc.  Each has a vb2 queue (vmalloc memory;
-//! mmap, userptr and dmabuf), the pixel formats of the pipeline's codes,
-//! and the check at stream on that its format is its upstream pad's.
-//! Frames come from `streamer.rs`; the vb2 and media callbacks are in
-//! `capture_queue.rs`, the ioctls in `capture_ioctl.rs`.
+//! on the sensor's, as in vimc: the pixel formats of the pipeline's codes,
+//! the check at stream on that a node's format is its upstream pad's, and
+//! the stream (`streamer.rs`).  The video device, its vb2 queue and the
+//! stream thread are the layer's (`video.rs`).
 
-use super::capture_ioctl::IOCTL_OPS;
-use super::capture_queue::{QueuedBuf, MOPS, QOPS};
 use super::formats;
-use super::media::{sys, MediaDevice};
 use super::pixfmt;
-use super::streamer::{Path, Sources, Streamer};
+use super::streamer::{self, Path, Sources, Stream};
+use super::subdev::Controls;
 use super::timing::Timings;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use super::video::{Locked, PixFmt, VideoNode, VideoNodes};
+use super::video_centric;
+use super::video_ops::VideoOps;
 use kernel::{
-    bindings,
-    error::to_result,
-    new_mutex, new_spinlock,
+    new_spinlock,
     prelude::*,
-    sync::{Arc, Mutex, SpinLock},
-    types::Opaque,
+    sync::{Arc, SpinLock},
 };
 
-/// Buffers a queue may have (vb2's default, set explicitly because the
-/// queued list is sized for it).
-const MAX_BUFFERS: u32 = 32;
-
-/// Registration progress, for `PinnedDrop` to undo exactly what was done.
-const STAGE_NONE: u8 = 0;
-const STAGE_QUEUE: u8 = 1;
-const STAGE_REGISTERED: u8 = 2;
-
-#[pin_data(PinnedDrop)]
+/// A capture node's data.
+#[pin_data]
 pub(crate) struct Capture {
+    /// The capture format; changed (under the node's lock) only while the
+    /// queue holds no buffers.  Its own lock because the other node's
+    /// stream on reads it too (link validation runs over the whole graph).
     #[pin]
-    vdev: Opaque<sys::video_device>,
-    #[pin]
-    queue: Opaque<sys::vb2_queue>,
-    #[pin]
-    pad: Opaque<sys::media_pad>,
-    /// The node's and the queue's lock (`vdev->lock`, `q->lock`).
-    #[pin]
-    lock: Opaque<bindings::mutex>,
-    /// Per device, not static: `owner` is our module, so an open node
-    /// pins it.
-    #[pin]
-    fops: Opaque<sys::v4l2_file_operations>,
-    /// The media device's pipeline, shared by both nodes so that they
-    /// may stream at once (the media core refuses a pad already in
-    /// another pipeline).
-    pub(crate) pipe: *mut sys::media_pipeline,
-    /// Buffers queued by userspace, oldest first.
-    #[pin]
-    pub(crate) queued: SpinLock<KVec<QueuedBuf>>,
-    /// The capture format; changed (under `lock`) only while the queue
-    /// holds no buffers.  Its own lock because the other node's stream on
-    /// reads it too (link validation runs over the whole graph).
-    #[pin]
-    pub(crate) fmt: SpinLock<PixFmt>,
-    /// The frame producer while streaming.
-    #[pin]
-    pub(crate) streamer: Mutex<Option<Streamer>>,
+    fmt: SpinLock<PixFmt>,
     pub(crate) sources: Sources,
     pub(crate) path: Path,
     pub(crate) timings: Arc<Timings>,
-    pub(crate) sequence: AtomicU32,
     /// Video-centric mode (module parameter, read at load): `S_FMT`
     /// configures the pipeline, and both nodes share one lock.
     pub(crate) centric: bool,
-    stage: AtomicU8,
 }
 
-// SAFETY: the C structures are used under `lock` (ioctls, vb2 ops) or the
-// spinlock (queued buffers); the rest is atomics or immutable.
-unsafe impl Send for Capture {}
-// SAFETY: as above.
-unsafe impl Sync for Capture {}
+pub(crate) type Node = VideoNode<Capture>;
 
-/// A node's pixel format: what `struct v4l2_pix_format` carries that is
-/// not constant here (field none, colorspace sRGB).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PixFmt {
-    pub(crate) pixelformat: u32,
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) bytesperline: u32,
-    pub(crate) sizeimage: u32,
+/// The two nodes, registered in this order (`/dev/video0` is the RGB
+/// node, as in vimc); a format set on one may change the other's in
+/// video-centric mode.
+pub(crate) type Nodes = VideoNodes<Capture, 2>;
+
+/// The raw node's index in `Nodes` (the RGB node's is 0).
+const RAW: usize = 1;
+
+/// Both nodes, not yet registered.
+pub(crate) fn nodes(
+    sources: &Sources,
+    timings: &Arc<Timings>,
+    centric: bool,
+) -> Result<impl PinInit<Nodes, Error>> {
+    let (sources, timings) = (sources.clone(), timings.clone());
+    let node = move |i| {
+        let path = if i == RAW { Path::Raw } else { Path::Rgb };
+        Capture::new(path, sources.clone(), timings.clone(), centric)
+    };
+    Nodes::new(node, centric)
 }
 
 impl PixFmt {
@@ -112,81 +82,15 @@ impl PixFmt {
             sizeimage,
         }
     }
-
-    pub(crate) fn to_v4l2(self) -> sys::v4l2_pix_format {
-        sys::v4l2_pix_format {
-            width: self.width,
-            height: self.height,
-            pixelformat: self.pixelformat,
-            field: sys::v4l2_field_V4L2_FIELD_NONE,
-            bytesperline: self.bytesperline,
-            sizeimage: self.sizeimage,
-            colorspace: sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB,
-            ..Default::default()
-        }
-    }
-}
-
-/// The two nodes, in one allocation so that each finds the other (in
-/// video-centric mode a format set on one may change the other's).
-///
-/// # Invariants
-///
-/// Every `Capture` is the `rgb` (path `Rgb`) or the `raw` (path `Raw`)
-/// field of a `Nodes`: `Capture::new` is private to this file.
-#[pin_data]
-pub(crate) struct Nodes {
-    /// Dropped first: in video-centric mode it runs under `rgb`'s lock.
-    #[pin]
-    pub(crate) raw: Capture,
-    #[pin]
-    pub(crate) rgb: Capture,
-}
-
-impl Nodes {
-    /// Both nodes; `pipe` outlives them.
-    pub(crate) fn new(
-        sources: Sources,
-        pipe: *mut sys::media_pipeline,
-        timings: &Arc<Timings>,
-        centric: bool,
-    ) -> Result<impl PinInit<Self, Error>> {
-        let raw = Capture::new(Path::Raw, sources, pipe, timings.clone(), centric)?;
-        let rgb = Capture::new(Path::Rgb, sources, pipe, timings.clone(), centric)?;
-        Ok(try_pin_init!(Self { raw <- raw, rgb <- rgb }? Error))
-    }
-
-    /// Registers the RGB node, then the raw one (whose lock may be the RGB
-    /// node's).
-    pub(crate) fn register(
-        self: Pin<&Self>,
-        media: &MediaDevice,
-        module: &'static ThisModule,
-    ) -> Result {
-        // SAFETY: both fields are structurally pinned.
-        let (rgb, raw) = unsafe {
-            (
-                self.map_unchecked(|n| &n.rgb),
-                self.map_unchecked(|n| &n.raw),
-            )
-        };
-        rgb.register(media, module)?;
-        raw.register(media, module)
-    }
 }
 
 impl Capture {
-    /// A node fed through `path`; `pipe` outlives it.
     fn new(
         path: Path,
         sources: Sources,
-        pipe: *mut sys::media_pipeline,
         timings: Arc<Timings>,
         centric: bool,
-    ) -> Result<impl PinInit<Self>> {
-        // Room for every buffer vb2 may hand us, so `buf_queue` (atomic
-        // context, no way to fail) never allocates.
-        let queued = KVec::with_capacity(MAX_BUFFERS as usize, GFP_KERNEL)?;
+    ) -> impl PinInit<Self, Error> {
         // The default format is what the upstream pad's default produces
         // (the scaler's default is 1:1), so that the default pipeline streams.
         let code = match path {
@@ -198,236 +102,108 @@ impl Capture {
             formats::DEFAULT_BAYER.width,
             formats::DEFAULT_BAYER.height,
         );
-        Ok(pin_init!(Self {
-            vdev <- pin_init::init_zeroed(),
-            queue <- pin_init::init_zeroed(),
-            pad <- pin_init::init_zeroed(),
-            lock <- Opaque::ffi_init(|p: *mut bindings::mutex| {
-                // SAFETY: `p` is pinned and valid for writes; the class key
-                // is static.
-                unsafe {
-                    bindings::__mutex_init(
-                        p,
-                        c"vimc_debayer capture".as_char_ptr(),
-                        kernel::static_lock_class!().as_ptr(),
-                    )
-                }
-            }),
-            fops <- pin_init::init_zeroed(),
-            pipe,
-            queued <- new_spinlock!(queued, "vimc_debayer capture queue"),
+        try_pin_init!(Self {
             fmt <- new_spinlock!(fmt, "vimc_debayer capture format"),
-            streamer <- new_mutex!(None, "vimc_debayer streamer"),
             sources,
             path,
             timings,
-            sequence: AtomicU32::new(0),
             centric,
-            stage: AtomicU8::new(STAGE_NONE),
-        }))
+        }? Error)
     }
 
-    /// The other node.
-    pub(crate) fn sibling(&self) -> &Capture {
-        let me = core::ptr::from_ref(self);
-        // SAFETY: by the invariant of `Nodes`, `self` is the field its path
-        // names, so the container is a live `Nodes`, borrowed as long as
-        // `self` is.
-        unsafe {
-            match self.path {
-                Path::Rgb => &(*kernel::container_of!(me, Nodes, rgb)).raw,
-                Path::Raw => &(*kernel::container_of!(me, Nodes, raw)).rgb,
-            }
-        }
+    /// Sets the format (the caller holds the node's lock).
+    pub(crate) fn set(&self, f: PixFmt) {
+        *self.fmt.lock() = f;
     }
+}
 
-    /// The node's lock: its own, or in video-centric mode the RGB node's
-    /// for both (a format set on one node checks and changes the other).
-    fn lock_ptr(&self) -> *mut bindings::mutex {
-        if self.centric && self.path == Path::Raw {
-            self.sibling().lock.get()
-        } else {
-            self.lock.get()
-        }
-    }
+impl VideoOps for Capture {
+    type Stream = Stream;
+    const DRIVER: &'static CStr = c"vimc_debayer";
+    const BUS_INFO: &'static CStr = c"platform:vimc_debayer";
+    const THREAD: &'static CStr = c"vimc_debayer-streamer";
+    const INTERVAL: kernel::ffi::c_long = streamer::INTERVAL_JIFFIES;
+    const SIZES: [u32; 4] = [
+        formats::MIN_WIDTH,
+        formats::MAX_WIDTH,
+        formats::MIN_HEIGHT,
+        formats::MAX_HEIGHT,
+    ];
 
-    pub(crate) fn name(&self) -> &'static CStr {
+    fn name(&self) -> &'static CStr {
         match self.path {
             Path::Rgb => c"Capture",
             Path::Raw => c"Raw Capture 0",
         }
     }
 
-    /// The video device (for the callbacks in `capture_queue.rs`).
-    pub(crate) fn vdev(&self) -> *mut sys::video_device {
-        self.vdev.get()
+    /// Media-controller-centric (vimc's behaviour) unless video-centric.
+    fn io_mc(&self) -> bool {
+        !self.centric
     }
 
-    /// The entity, for the link from upstream.
-    pub(crate) fn entity(&self) -> *mut sys::media_entity {
-        // SAFETY: `vdev` lives as long as `self`.
-        unsafe { &raw mut (*self.vdev.get()).entity }
-    }
-
-    /// The current format (a copy).
-    pub(crate) fn format(&self) -> PixFmt {
+    fn format(&self) -> PixFmt {
         *self.fmt.lock()
     }
 
-    /// Sets up the queue and registers `/dev/videoN`.
-    pub(crate) fn register(
-        self: Pin<&Self>,
-        media: &MediaDevice,
-        module: &'static ThisModule,
-    ) -> Result {
-        let vdev = self.vdev.get();
-        let q = self.queue.get();
-        let lock = self.lock_ptr();
-        // Media-controller-centric (vimc's behaviour): the pipeline is set
-        // up through the media device, the node has one input.
-        let io_mc = if self.centric { 0 } else { sys::V4L2_CAP_IO_MC };
-        // SAFETY: all of these are pinned fields of `self`, zeroed and not
-        // yet shared with the C side; `self` outlives the registration.
-        unsafe {
-            let f = &mut *self.fops.get();
-            f.owner = module.as_ptr().cast();
-            f.open = Some(sys::v4l2_fh_open);
-            f.release = Some(sys::vb2_fop_release);
-            f.poll = Some(sys::vb2_fop_poll);
-            f.unlocked_ioctl = Some(sys::video_ioctl2);
-            f.mmap = Some(sys::vb2_fop_mmap);
-
-            (*self.pad.get()).flags = sys::MEDIA_PAD_FL_SINK as kernel::ffi::c_ulong;
-            (*vdev).entity.name = self.name().as_char_ptr();
-            (*vdev).entity.function = sys::MEDIA_ENT_F_IO_V4L;
-            (*vdev).entity.ops = &MOPS.0;
-            to_result(sys::media_entity_pads_init(
-                &raw mut (*vdev).entity,
-                1,
-                self.pad.get(),
-            ))?;
+    fn try_format(&self, fourcc: u32, w: u32, h: u32) -> PixFmt {
+        if self.centric {
+            PixFmt::adjust_centric(self.path, fourcc, w, h)
+        } else {
+            PixFmt::adjust(fourcc, w, h)
         }
-        self.init_queue(media, lock)?;
-        // SAFETY: as above.
-        unsafe {
-            (*vdev).device_caps = sys::V4L2_CAP_VIDEO_CAPTURE | sys::V4L2_CAP_STREAMING | io_mc;
-            (*vdev).release = Some(sys::video_device_release_empty);
-            (*vdev).fops = self.fops.get();
-            (*vdev).ioctl_ops = &IOCTL_OPS.0;
-            (*vdev).lock = lock;
-            (*vdev).queue = q;
-            (*vdev).v4l2_dev = media.v4l2();
-            (*vdev).vfl_dir = sys::vfl_devnode_direction_VFL_DIR_RX;
-            let name = self.name().to_bytes_with_nul();
-            for (d, &c) in (*vdev).name.iter_mut().zip(name.iter()) {
-                *d = c as kernel::ffi::c_char;
-            }
-            to_result(sys::__video_register_device(
-                vdev,
-                sys::vfl_devnode_type_VFL_TYPE_VIDEO,
-                -1,
-                1,
-                module.as_ptr().cast(),
-            ))?;
-        }
-        self.stage.store(STAGE_REGISTERED, Ordering::Relaxed);
-        Ok(())
     }
 
-    /// Sets up the vb2 queue: vmalloc buffers, `QOPS`, `lock`.
-    fn init_queue(self: Pin<&Self>, media: &MediaDevice, lock: *mut bindings::mutex) -> Result {
-        let this = core::ptr::from_ref(self.get_ref()).cast_mut();
-        let q = self.queue.get();
-        // SAFETY: `q` is a pinned field of `self`, zeroed and not yet
-        // shared with the C side; `self` outlives the queue.
-        unsafe {
-            (*q).type_ = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
-            (*q).io_modes = sys::vb2_io_modes_VB2_MMAP
-                | sys::vb2_io_modes_VB2_USERPTR
-                | sys::vb2_io_modes_VB2_DMABUF;
-            (*q).drv_priv = this.cast();
-            (*q).buf_struct_size = core::mem::size_of::<sys::vb2_v4l2_buffer>() as u32;
-            (*q).ops = &QOPS.0;
-            (*q).mem_ops = &raw const sys::vb2_vmalloc_memops;
-            (*q).timestamp_flags = sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
-            (*q).min_reqbufs_allocation = 2;
-            (*q).max_num_buffers = MAX_BUFFERS;
-            (*q).lock = lock;
-            (*q).dev = (*media.v4l2()).dev;
-            to_result(sys::vb2_queue_init(q))?;
-            self.stage.store(STAGE_QUEUE, Ordering::Relaxed);
+    fn set_format(node: &Node, held: &Locked<'_>, fourcc: u32, w: u32, h: u32) -> Result<PixFmt> {
+        if node.centric {
+            return video_centric::set_format(node, held, fourcc, w, h);
         }
-        Ok(())
+        let new = PixFmt::adjust(fourcc, w, h);
+        node.set(new);
+        Ok(new)
     }
 
-    /// Whether frames of the pad format `src` fit the node's format.
-    pub(crate) fn accepts(&self, src: &formats::Fmt) -> bool {
+    fn enum_format(&self, index: usize, mbus: u32) -> Option<u32> {
+        if self.centric {
+            pixfmt::centric_fourcc(self.path == Path::Rgb, index)
+        } else if mbus != 0 {
+            (0..)
+                .map_while(pixfmt::capture_fourcc)
+                .filter(|&p| pixfmt::code_fits(mbus, p))
+                .nth(index)
+        } else {
+            pixfmt::capture_fourcc(index)
+        }
+    }
+
+    fn knows(&self, fourcc: u32) -> bool {
+        pixfmt::fourcc_bpp(fourcc).is_some()
+    }
+
+    fn accepts(&self, src: &formats::Fmt) -> bool {
         let fmt = self.format();
         src.width == fmt.width
             && src.height == fmt.height
             && pixfmt::code_fits(src.code, fmt.pixelformat)
     }
 
-    /// Takes the oldest queued buffer, if any.
-    pub(crate) fn next_buffer(&self) -> Option<QueuedBuf> {
-        let mut q = self.queued.lock();
-        if q.is_empty() {
-            return None;
-        }
-        q.remove(0).ok()
+    /// In video-centric mode the controls of the entities upstream (the
+    /// sensor's and the debayer's; the scaler has none).
+    fn inherited(&self) -> impl Iterator<Item = Controls> {
+        let s = &self.sources;
+        let all = [
+            s.sensor.controls(),
+            s.debayer.controls(),
+            s.scaler.controls(),
+        ];
+        all.into_iter().flatten().filter(|_| self.centric)
     }
 
-    /// Returns every queued buffer to vb2 in `state`.
-    pub(crate) fn return_all(&self, state: sys::vb2_buffer_state) {
-        // Drained in place: the list keeps the room `new` made for it.
-        let mut q = self.queued.lock();
-        for b in q.drain_all() {
-            b.give_back(state);
-        }
+    fn start(node: &Node) -> Result<Stream> {
+        Stream::start(node)
     }
 
-    /// Whether buffers are allocated (`vb2_is_busy`, a static inline).
-    pub(crate) fn busy(&self) -> bool {
-        // SAFETY: read under the node's lock (the caller is an ioctl of this
-        // node, or in video-centric mode of either); the bitmap is
-        // NULL or `max_num_buffers` bits.
-        unsafe {
-            let q = self.queue.get();
-            !(*q).bufs_bitmap.is_null()
-                && bindings::__bitmap_weight((*q).bufs_bitmap, (*q).max_num_buffers) > 0
-        }
+    fn tick(stream: &mut Stream, node: &Node) {
+        stream.frame(node);
     }
-}
-
-#[pinned_drop]
-impl PinnedDrop for Capture {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: undo in reverse what `register` did; unregistering stops
-        // streaming (stop_streaming runs) and frees the buffers.
-        unsafe {
-            match self.stage.load(Ordering::Relaxed) {
-                STAGE_REGISTERED => sys::vb2_video_unregister_device(self.vdev.get()),
-                STAGE_QUEUE => sys::vb2_queue_release(self.queue.get()),
-                _ => {}
-            }
-            bindings::mutex_destroy(self.lock.get());
-        }
-    }
-}
-
-/// # Safety
-///
-/// `q` is our queue.
-pub(crate) unsafe fn of_queue<'a>(q: *mut sys::vb2_queue) -> &'a Capture {
-    // SAFETY: `drv_priv` was set to the owning `Capture`, which outlives
-    // the queue.
-    unsafe { &*(*q).drv_priv.cast::<Capture>() }
-}
-
-/// # Safety
-///
-/// `file` is an open file of our node.
-pub(crate) unsafe fn of_file<'a>(file: *mut bindings::file) -> &'a Capture {
-    // SAFETY: the node's queue is ours (set in `register`).
-    unsafe { of_queue((*sys::video_devdata(file)).queue) }
 }

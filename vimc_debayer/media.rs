@@ -61,9 +61,6 @@ pub(crate) struct MediaDevice {
     mdev: Opaque<sys::media_device>,
     #[pin]
     v4l2: Opaque<sys::v4l2_device>,
-    /// The one pipeline the video nodes start (see `capture.rs`).
-    #[pin]
-    pipe: Opaque<sys::media_pipeline>,
     /// Whether `register` ran.
     registered: AtomicBool,
 }
@@ -86,17 +83,14 @@ impl MediaDevice {
         // The two structures are set up in one closure so that a failure
         // part-way can undo what was done, in reverse.
         let init = move |this: *mut Self| -> Result {
-            // SAFETY: `this` is valid for writes (pin-init slot); `mdev`,
-            // `v4l2` and `pipe` are plain C data for which all-zero is the
+            // SAFETY: `this` is valid for writes (pin-init slot); `mdev`
+            // and `v4l2` are plain C data for which all-zero is the
             // documented starting state; `registered` needs no drop.
             let (mdev, v4l2) = unsafe {
                 let mdev = Opaque::cast_into(core::ptr::addr_of!((*this).mdev));
                 let v4l2 = Opaque::cast_into(core::ptr::addr_of!((*this).v4l2));
-                let pipe = Opaque::cast_into(core::ptr::addr_of!((*this).pipe));
                 mdev.write_bytes(0, 1);
                 v4l2.write_bytes(0, 1);
-                // The media core initialises the rest at pipeline start.
-                pipe.write_bytes(0, 1);
                 core::ptr::addr_of_mut!((*this).registered).write(AtomicBool::new(false));
                 (mdev, v4l2)
             };
@@ -147,11 +141,6 @@ impl MediaDevice {
         // above); `module` outlives the device (the module owns the
         // registration).
         to_result(unsafe { sys::__media_device_register(self.mdev(), module.as_ptr().cast()) })
-    }
-
-    /// The shared pipeline object of the video nodes.
-    pub(crate) fn pipe(&self) -> *mut sys::media_pipeline {
-        self.pipe.get()
     }
 
     /// The raw V4L2 device, for subdev and video node registration.

@@ -9,11 +9,10 @@
 //! while streaming); the window size is read per frame.  Each stage's time
 //! is recorded in `Timings` (debugfs `timing`).
 
-use super::capture::Capture;
+use super::capture::{Capture, Node};
 use super::debayer::{self, Debayer};
 use super::debayer_core;
 use super::formats::{self, BayerMap, Fmt, RgbMap};
-use super::kthread::{Tick, Ticker};
 use super::pixfmt::{self, Rgb32};
 use super::scaler::Scaler;
 use super::scaler_core;
@@ -21,6 +20,7 @@ use super::sensor::{self, Sensor};
 use super::subdev::Subdev;
 use super::timing::{FrameTime, Timings};
 use super::tpg;
+use super::video_ops::VideoOps;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     bindings,
@@ -30,28 +30,22 @@ use kernel::{
 };
 
 /// Frame interval: 30 frames per second, vimc's default.
-const INTERVAL_JIFFIES: kernel::ffi::c_long = (bindings::HZ / 30) as kernel::ffi::c_long;
+pub(crate) const INTERVAL_JIFFIES: kernel::ffi::c_long = (bindings::HZ / 30) as kernel::ffi::c_long;
 
-/// The entities upstream of the capture node.  They are boxed in the graph
-/// and outlive the capture node, which is dropped first.
-#[derive(Clone, Copy)]
+/// The entities upstream of the capture nodes, shared with the graph:
+/// each goes (unregistered) when its last holder drops it, which is the
+/// graph, after the capture nodes.
+#[derive(Clone)]
 pub(crate) struct Sources {
-    pub(crate) sensor: *const Subdev<Sensor, 1>,
-    pub(crate) debayer: *const Subdev<Debayer, 2>,
-    pub(crate) scaler: *const Subdev<Scaler, 2>,
+    pub(crate) sensor: Arc<Subdev<Sensor, 1>>,
+    pub(crate) debayer: Arc<Subdev<Debayer, 2>>,
+    pub(crate) scaler: Arc<Subdev<Scaler, 2>>,
 }
-
-// SAFETY: the pointees are `Sync` and outlive every user (see above).
-unsafe impl Send for Sources {}
-// SAFETY: as above.
-unsafe impl Sync for Sources {}
 
 impl Sources {
     /// The entities.
     pub(crate) fn get(&self) -> (&Subdev<Sensor, 1>, &Subdev<Debayer, 2>, &Subdev<Scaler, 2>) {
-        // SAFETY: boxed in the graph, which drops the capture nodes (the
-        // only holders of `Sources`) before them.
-        unsafe { (&*self.sensor, &*self.debayer, &*self.scaler) }
+        (&self.sensor, &self.debayer, &self.scaler)
     }
 }
 
@@ -76,11 +70,12 @@ struct RgbStages {
     scale_scratch: KVVec<u32>,
 }
 
-/// What the thread works on; owned by `Streamer`, used only by the thread
-/// while it runs.
-struct Ctx {
-    capture: *const Capture,
-    sources: Sources,
+/// A running stream: what the stream thread works on (it alone, while
+/// it runs; the node drops the stream after stopping the thread), counted
+/// in the pipeline's streams until dropped.
+pub(crate) struct Stream {
+    /// The entities the stream goes through, counted in.
+    counted: Counted,
     timings: Arc<Timings>,
     width: usize,
     height: usize,
@@ -94,17 +89,15 @@ struct Ctx {
     stages: Option<RgbStages>,
 }
 
-/// A running stream: the thread and its context.  Dropping it stops the
-/// thread, then frees what the thread used.
-pub(crate) struct Streamer {
-    /// The thread, with the context it alone uses; stopped first.
-    _thread: Ticker<Ctx>,
-    /// Then the stream is counted out (fields drop in this order).
-    _counted: Counted,
-}
-
 /// A stream counted in `Streams` until dropped.
 struct Counted(Sources);
+
+impl Counted {
+    fn new(s: &Sources) -> Self {
+        set_streaming(s, true);
+        Self(s.clone())
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -112,11 +105,6 @@ impl Drop for Counted {
         crate::dyndbg::ddbg!("stream off\n");
     }
 }
-
-// SAFETY: the pointers in the context (the capture node, the entities)
-// are to `Sync` objects that outlive the stream (see `Sources`; the node
-// stops its stream before it goes); the rest is owned data.
-unsafe impl Send for Ctx {}
 
 /// How many streams run in the media device's one pipeline; every entity
 /// holds it and refuses active format changes while it is not zero.  One
@@ -164,48 +152,30 @@ fn timed<R>(ft: &FrameTime, f: impl FnOnce() -> R) -> R {
     r
 }
 
-impl Streamer {
-    /// Reads the pipeline's formats (validated equal across links by the
-    /// media core just before), fixes them, and starts the thread.
-    pub(crate) fn start(
-        capture: &Capture,
-        sources: &Sources,
-        path: Path,
-        timings: &Arc<Timings>,
-    ) -> Result<Self> {
+impl Stream {
+    /// Fixes the pipeline's formats (validated equal across links by the
+    /// media core just before), reads them, and sets up the stream into
+    /// `node`.
+    pub(crate) fn start(node: &Node) -> Result<Self> {
         // Fix the formats first, so that none changes between reading it
-        // and the thread using it.
-        set_streaming(sources, true);
-        // Counts the stream out again if anything below fails.
-        let counted = Counted(*sources);
-        Ok(Self {
-            _thread: Self::start_fixed(capture, sources, path, timings)?,
-            _counted: counted,
-        })
-    }
-
-    fn start_fixed(
-        capture: &Capture,
-        sources: &Sources,
-        path: Path,
-        timings: &Arc<Timings>,
-    ) -> Result<Ticker<Ctx>> {
-        let (sen, _, _) = sources.get();
+        // and the thread using it; counted out again if anything fails.
+        let counted = Counted::new(&node.sources);
+        let (sen, _, _) = node.sources.get();
         let sensor_fmt = sen.active(sensor::SRC).ok_or(EINVAL)?;
         let sink = formats::bayer_map(sensor_fmt.code).ok_or(EINVAL)?;
         let (w, h) = (sensor_fmt.width as usize, sensor_fmt.height as usize);
         // `upstream` is the format the node gets.
-        let (stages, upstream) = match path {
+        let (stages, upstream) = match node.path {
             Path::Raw => (None, sensor_fmt),
             Path::Rgb => {
-                let (stages, upstream) = RgbStages::for_stream(sources, sensor_fmt, capture)?;
+                let (stages, upstream) = RgbStages::for_stream(&node.sources, sensor_fmt, node)?;
                 (Some(stages), upstream)
             }
         };
         // Link validation ran only if this stream started the pipeline
         // (the other node's may be running already), and before the
         // formats were fixed: check our end here.
-        if !capture.accepts(&upstream) {
+        if !node.accepts(&upstream) {
             crate::dyndbg::ddbg!("stream on: capture format does not match {:?}\n", upstream);
             return Err(EPIPE);
         }
@@ -215,30 +185,25 @@ impl Streamer {
         let mut bayer = KVVec::from_elem(0u8, w * h * sink.bpp, GFP_KERNEL)?;
         let mut tpg = tpg::Tpg::new(sink, w, h)?;
         let (look, drawn) = sen.look();
-        timed(&timings.sensor, || tpg.draw(&look, &mut bayer))?;
-        let ctx = KBox::new(
-            Ctx {
-                capture,
-                sources: *sources,
-                timings: timings.clone(),
-                width: w,
-                height: h,
-                sink,
-                tpg,
-                bayer,
-                drawn,
-                stages,
-            },
-            GFP_KERNEL,
-        )?;
+        timed(&node.timings.sensor, || tpg.draw(&look, &mut bayer))?;
         crate::dyndbg::ddbg!(
             "stream on: sensor {:#x} {}x{}, {} node\n",
             sensor_fmt.code,
             w,
             h,
-            if path == Path::Raw { "raw" } else { "RGB" }
+            if node.path == Path::Raw { "raw" } else { "RGB" }
         );
-        Ticker::start(ctx, c"vimc_debayer-streamer")
+        Ok(Self {
+            counted,
+            timings: node.timings.clone(),
+            width: w,
+            height: h,
+            sink,
+            tpg,
+            bayer,
+            drawn,
+            stages,
+        })
     }
 }
 
@@ -344,20 +309,12 @@ impl RgbStages {
     }
 }
 
-impl Tick for Ctx {
-    const INTERVAL: kernel::ffi::c_long = INTERVAL_JIFFIES;
-
-    fn tick(&mut self) {
-        self.frame();
-    }
-}
-
-impl Ctx {
+impl Stream {
     /// Draws the sensor's frame again if its controls changed since it was
     /// drawn, or if its pattern changes every frame (noise), as vimc's
     /// sensor does each frame.  If drawing fails the old frame stays.
     fn redraw(&mut self) {
-        let (look, n) = self.sources.get().0.look();
+        let (look, n) = self.counted.0.get().0.look();
         if n == self.drawn && look.is_static() {
             return;
         }
@@ -368,9 +325,7 @@ impl Ctx {
     }
 
     /// One frame through the pipeline into the next queued buffer.
-    fn frame(&mut self) {
-        // SAFETY: the capture node outlives the stream.
-        let capture = unsafe { &*self.capture };
+    pub(crate) fn frame(&mut self, capture: &Node) {
         let buf = capture.next_buffer();
         // One line per tick when enabled: shows when the thread runs
         // (tests/vm/vimc_lifecycle.sh checks it stops while frozen).
@@ -382,7 +337,7 @@ impl Ctx {
         let (out, copy_time) = match &mut self.stages {
             None => (Some(&self.bayer[..]), &self.timings.raw_capture),
             Some(stages) => {
-                let window = self.sources.get().1.window.load(Ordering::Relaxed) as usize;
+                let window = self.counted.0.get().1.window.load(Ordering::Relaxed) as usize;
                 let d = debayer_core::Debayer {
                     width: self.width,
                     height: self.height,
@@ -401,7 +356,6 @@ impl Ctx {
         // upstream pad's).
         let len = (capture.format().sizeimage as usize).min(out.map_or(0, <[u8]>::len));
         let copied = out.and_then(|o| timed(copy_time, || buf.fill(o.get(..len)?)));
-        let sequence = capture.sequence.fetch_add(1, Ordering::Relaxed);
-        buf.done(copied.unwrap_or(0), sequence, copied.is_some());
+        capture.complete(buf, copied.unwrap_or(0), copied.is_some());
     }
 }

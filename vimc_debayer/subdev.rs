@@ -13,7 +13,13 @@ use super::formats::Fmt;
 use super::media::{sys, MediaDevice};
 use super::pad_ops::{Ctrl, PadOps, State, Tables};
 use core::ops::Deref;
-use kernel::{error::to_result, prelude::*, sync::LockClassKey, types::Opaque};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{
+    error::to_result,
+    prelude::*,
+    sync::{Arc, LockClassKey},
+    types::Opaque,
+};
 
 /// An ops table in a `static`: the C structures hold raw pointers, which
 /// are not `Sync`, but the tables are never written after compile time.
@@ -21,6 +27,33 @@ use kernel::{error::to_result, prelude::*, sync::LockClassKey, types::Opaque};
 pub(crate) struct OpsTable<T>(pub(crate) T);
 // SAFETY: read-only after initialisation; shared only as `*const`.
 unsafe impl<T> Sync for OpsTable<T> {}
+
+/// A registered sub-device's initialised control handler, for a video node
+/// to inherit its controls (`VideoOps::inherited`); holding it keeps the
+/// sub-device, and so the controls, alive.
+///
+/// # Invariants
+///
+/// `0.handler()` is an initialised control handler that lives as long as
+/// `0` (only `Subdev::controls` makes one).
+pub(crate) struct Controls(Arc<dyn HasControls>);
+
+impl Controls {
+    pub(crate) fn raw(&self) -> *mut sys::v4l2_ctrl_handler {
+        self.0.handler()
+    }
+}
+
+/// Type erasure for `Controls` (sub-devices of any entity type).
+pub(crate) trait HasControls: Send + Sync {
+    fn handler(&self) -> *mut sys::v4l2_ctrl_handler;
+}
+
+impl<T: PadOps<N>, const N: usize> HasControls for Subdev<T, N> {
+    fn handler(&self) -> *mut sys::v4l2_ctrl_handler {
+        self.hdl.get()
+    }
+}
 
 /// `struct v4l2_subdev`, its pads and its control handler, pinned, with
 /// the entity `T` they belong to.
@@ -38,6 +71,8 @@ pub(crate) struct Subdev<T, const N: usize> {
     pads: Opaque<[sys::media_pad; N]>,
     #[pin]
     hdl: Opaque<sys::v4l2_ctrl_handler>,
+    /// Whether `hdl` holds `T::CONTROLS` (set once `add_controls` succeeded).
+    ctrls_ready: AtomicBool,
     #[pin]
     data: T,
 }
@@ -66,6 +101,7 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
             // Zero is "not initialised", which `v4l2_ctrl_handler_free`
             // accepts.
             hdl <- pin_init::init_zeroed(),
+            ctrls_ready: AtomicBool::new(false),
             data <- data,
         })
     }
@@ -73,6 +109,12 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
     /// The raw sub-device.
     fn raw(&self) -> *mut sys::v4l2_subdev {
         self.sd.get()
+    }
+
+    /// Its control handler, once it has its controls.
+    pub(crate) fn controls(self: &Arc<Self>) -> Option<Controls> {
+        let ready = self.ctrls_ready.load(Ordering::Acquire);
+        ready.then(|| Controls(self.clone()))
     }
 
     /// Its media entity, for links.
@@ -125,8 +167,10 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
                     ctrl.priv_ = this;
                 }
             }
-            to_result((*hdl).error)
+            to_result((*hdl).error)?;
         }
+        self.ctrls_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Creates the controls, initialises the sub-device and registers it
@@ -251,7 +295,7 @@ pub(crate) const CID_VIMC_BASE: u32 = 0x00f0_0000 | 0xf000;
 /// The "VIMC Controls" class control of every entity with controls.
 // `CStrExt::as_char_ptr` is not const; a static needs the pointer now.
 #[allow(clippy::disallowed_methods)]
-static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
+pub(crate) static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4l2_ctrl_config {
     id: CID_VIMC_CLASS,
     name: c"VIMC Controls".as_ptr().cast(),
     type_: sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS,

@@ -13,19 +13,27 @@
 //! stream on with `EPIPE`, as in the media-controller mode, until the
 //! next `S_FMT` on the node sets the pipeline up again.
 
-use super::capture::{Capture, PixFmt};
+use super::capture::Node;
 use super::formats::{self, Fmt};
 use super::pixfmt;
 use super::streamer::{Path, Sources};
+use super::video::{Locked, PixFmt};
+use super::video_ops::VideoOps;
 use super::{debayer, scaler, sensor};
 use kernel::prelude::*;
 
 /// Sets `node`'s format to `fourcc` `w`x`h` (adjusted as `TRY_FMT` does)
 /// and configures the pipeline for it; the format set.  Called with the
 /// nodes' shared lock held.
-pub(crate) fn set_format(node: &Capture, fourcc: u32, w: u32, h: u32) -> Result<PixFmt> {
+pub(crate) fn set_format(
+    node: &Node,
+    held: &Locked<'_>,
+    fourcc: u32,
+    w: u32,
+    h: u32,
+) -> Result<PixFmt> {
     let new = PixFmt::adjust_centric(node.path, fourcc, w, h);
-    if node.busy() {
+    if node.busy(held) {
         return Err(EBUSY);
     }
     let (sen, deb, _) = node.sources.get();
@@ -48,7 +56,11 @@ pub(crate) fn set_format(node: &Capture, fourcc: u32, w: u32, h: u32) -> Result<
     };
     // What the other node's format becomes: its layout at the new size
     // (the raw node's layout is the sensor's order).
-    let other = node.sibling();
+    let other = node
+        .peers()
+        .iter()
+        .find(|p| p.path != node.path)
+        .ok_or(EINVAL)?;
     let other_now = other.format();
     let other_new = match other.path {
         Path::Raw => PixFmt::adjust_centric(
@@ -59,7 +71,7 @@ pub(crate) fn set_format(node: &Capture, fourcc: u32, w: u32, h: u32) -> Result<
         ),
         Path::Rgb => PixFmt::adjust_centric(Path::Rgb, other_now.pixelformat, size.0, size.1),
     };
-    if other_new != other_now && other.busy() {
+    if other_new != other_now && other.busy(held) {
         crate::dyndbg::ddbg!("video-centric: the other node holds buffers\n");
         return Err(EBUSY);
     }
@@ -69,8 +81,8 @@ pub(crate) fn set_format(node: &Capture, fourcc: u32, w: u32, h: u32) -> Result<
         code: bayer,
     };
     configure(&node.sources, sensor_fmt, rgb)?;
-    *node.fmt.lock() = new;
-    *other.fmt.lock() = other_new;
+    node.set(new);
+    other.set(other_new);
     crate::dyndbg::ddbg!(
         "video-centric: sensor {}x{} {:#x}, debayer source {:#x}\n",
         size.0,

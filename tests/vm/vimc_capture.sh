@@ -19,6 +19,8 @@ raw=$(mc -e "Raw Capture 0")
 [ -c "$raw" ] || fail "no Raw Capture 0 video node ($raw)"
 mc -p | grep -q '"Raw Capture 0":0 \[ENABLED,IMMUTABLE\]' || fail "Sensor A -> Raw Capture 0 link missing"
 log "Raw Capture 0 node $raw, linked from Sensor A:0"
+# Media-controller mode: controls live on the sub-devices only, as in vimc.
+[ -z "$(v4l2-ctl -d "$vid" --list-ctrls)$(v4l2-ctl -d "$raw" --list-ctrls)" ] || fail "controls on a video node"
 
 out=$REPO/build/vm/vimc-frames.raw
 # The whole pipeline at one size and code.

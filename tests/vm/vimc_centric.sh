@@ -5,7 +5,8 @@
 # Formats chosen on one node reach the sub-devices and the other node; a
 # node holding buffers keeps its format (EBUSY); a sub-device changed
 # behind the node's back fails stream on (EPIPE) until the next S_FMT;
-# v4l2-compliance 0/0 on both nodes and the media device.
+# the sub-devices' controls on the nodes; v4l2-compliance 0/0 on both
+# nodes and the media device.
 out=$REPO/build/vm/centric
 rm -rf "$out"
 mkdir -p "$out"
@@ -31,6 +32,27 @@ info=$(v4l2-ctl -d "$vid" --info)
 ! echo "$info" | grep -q "I/O MC" || fail "video-centric node claims V4L2_CAP_IO_MC"
 v4l2-ctl -d "$vid" --get-input | grep -q "Video input : 0 (Camera" || fail "no input 0"
 log "nodes $vid (RGB) and $raw (raw), no IO_MC, one input"
+
+# The sensor's and the debayer's controls on both nodes (all such an
+# application knows): the sub-devices' own controls, so a value set on a
+# node is the sub-device's and the other way round.
+sen=$(mc -e "Sensor A")
+deb=$(mc -e "Debayer A")
+for n in "$vid" "$raw"; do
+	ctrls=$(v4l2-ctl -d "$n" --list-ctrls)
+	for c in brightness contrast saturation hue horizontal_flip vertical_flip test_pattern debayer_mean_window_size; do
+		echo "$ctrls" | grep -q "^ *$c 0x" || { echo "$ctrls"; fail "control $c missing on $n"; }
+	done
+done
+win=$(v4l2-ctl -d "$deb" -C debayer_mean_window_size)
+v4l2-ctl -d "$vid" -c brightness=200,debayer_mean_window_size=5 || fail "set controls on $vid"
+[ "$(v4l2-ctl -d "$sen" -C brightness)" = "brightness: 200" ] || fail "brightness set on $vid is not the sensor's"
+[ "$(v4l2-ctl -d "$deb" -C debayer_mean_window_size)" = "debayer_mean_window_size: 5" ] ||
+	fail "window set on $vid is not the debayer's"
+v4l2-ctl -d "$sen" -c brightness=128 || fail "set brightness on $sen"
+[ "$(v4l2-ctl -d "$raw" -C brightness)" = "brightness: 128" ] || fail "brightness set on $sen not seen on $raw"
+v4l2-ctl -d "$vid" -c "debayer_mean_window_size=${win##* }" || fail "restore window"
+log "sensor and debayer controls on both nodes, shared with the sub-devices"
 
 # v4l2-ctl, no format arguments: the default format streams.
 v4l2-ctl -d "$vid" --stream-mmap --stream-count=3 --stream-to="$out/v4l2-ctl.raw" || fail "v4l2-ctl stream"
