@@ -41,14 +41,31 @@ pub(crate) mod sys {
     include!(env!("RFL_MEDIA_BINDINGS"));
 }
 
-/// Copies `s` into a fixed C string field, always NUL-terminated.
-fn set_str<const N: usize>(field: &mut [FfiChar; N], s: &[u8]) {
-    for (d, &c) in field.iter_mut().zip(s.iter().take(N.saturating_sub(1))) {
-        *d = c as FfiChar;
+/// Copies `s` into a fixed C string field (of `char` or `__u8`), always
+/// NUL-terminated (the field is zeroed; `s` is cut to leave room).
+pub(crate) fn set_str<C: FromByte>(field: &mut [C], s: &CStr) {
+    let room = field.len().saturating_sub(1);
+    for (d, &c) in field.iter_mut().zip(s.to_bytes().iter().take(room)) {
+        *d = C::from_byte(c);
     }
 }
 
-type FfiChar = kernel::ffi::c_char;
+/// The element types of C string fields.
+pub(crate) trait FromByte: Copy {
+    fn from_byte(b: u8) -> Self;
+}
+
+impl FromByte for u8 {
+    fn from_byte(b: u8) -> Self {
+        b
+    }
+}
+
+impl FromByte for i8 {
+    fn from_byte(b: u8) -> Self {
+        b as i8
+    }
+}
 
 /// A `struct media_device` (published by `register`) with its registered
 /// `struct v4l2_device`.
@@ -97,9 +114,9 @@ impl MediaDevice {
             // SAFETY: `mdev` is zeroed and exclusively ours until registered.
             unsafe {
                 (*mdev).dev = raw_dev;
-                set_str(&mut (*mdev).model, model.to_bytes());
-                set_str(&mut (*mdev).driver_name, b"vimc_debayer");
-                set_str(&mut (*mdev).bus_info, b"platform:vimc_debayer");
+                set_str(&mut (*mdev).model, model);
+                set_str(&mut (*mdev).driver_name, c"vimc_debayer");
+                set_str(&mut (*mdev).bus_info, c"platform:vimc_debayer");
                 sys::media_device_init(mdev);
                 (*v4l2).mdev = mdev;
             }

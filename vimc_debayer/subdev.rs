@@ -10,7 +10,7 @@
 //! no format copies of their own.
 
 use super::formats::Fmt;
-use super::media::{sys, MediaDevice};
+use super::media::{set_str, sys, MediaDevice};
 use super::pad_ops::{Ctrl, PadOps, State, Tables};
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -201,10 +201,7 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
                 (*sd).ctrl_handler = self.hdl.get();
                 (*sd).flags |= sys::V4L2_SUBDEV_FL_HAS_EVENTS;
             }
-            let name = T::NAME.to_bytes_with_nul();
-            for (d, &c) in (*sd).name.iter_mut().zip(name.iter()) {
-                *d = c as kernel::ffi::c_char;
-            }
+            set_str(&mut (*sd).name, T::NAME);
             for (i, &f) in T::PAD_FLAGS.iter().enumerate() {
                 (*pads.add(i)).flags = f as kernel::ffi::c_ulong;
             }

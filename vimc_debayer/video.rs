@@ -9,7 +9,7 @@
 //! pipeline and, if asked, one lock, and reach each other (`peers`).
 
 use super::kthread::Ticker;
-use super::media::{sys, MediaDevice};
+use super::media::{set_str, sys, MediaDevice};
 use super::subdev::{Controls, CTRL_CLASS};
 use super::video_ops::{Tables, VideoOps};
 use buf::{QueuedBuf, Ring, MAX_BUFFERS};
@@ -359,10 +359,7 @@ impl<T: VideoOps> VideoNode<T> {
             (*vdev).queue = self.queue.get();
             (*vdev).v4l2_dev = media.v4l2();
             (*vdev).vfl_dir = sys::vfl_devnode_direction_VFL_DIR_RX;
-            let name = self.name().to_bytes_with_nul();
-            for (d, &c) in (*vdev).name.iter_mut().zip(name.iter()) {
-                *d = c as kernel::ffi::c_char;
-            }
+            set_str(&mut (*vdev).name, self.name());
             to_result(sys::__video_register_device(
                 vdev,
                 sys::vfl_devnode_type_VFL_TYPE_VIDEO,

@@ -6,7 +6,7 @@
 //! that find the node and call it.  vb2 itself answers the buffer ioctls.
 
 use super::formats::Fmt;
-use super::media::sys;
+use super::media::{set_str, sys};
 use super::pad_ops::State;
 use super::subdev::{self, Controls, OpsTable};
 use super::video::{Locked, PixFmt, VideoNode};
@@ -131,14 +131,6 @@ impl<T: VideoOps> Tables<T> {
 
     pub(crate) const fn entity() -> &'static sys::media_entity_operations {
         &Self::ENTITY.0
-    }
-}
-
-/// Copies `s` into a fixed C string field, NUL-terminated.
-fn set_str(field: &mut [u8], s: &CStr) {
-    let room = field.len().saturating_sub(1);
-    for (d, &c) in field.iter_mut().zip(s.to_bytes().iter().take(room)) {
-        *d = c;
     }
 }
 
