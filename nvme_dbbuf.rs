@@ -8,8 +8,6 @@
 //! controller's EventIdx buffer says it must.  See
 //! Documentation/nvme-dbbuf.rst.
 
-use core::sync::atomic::Ordering;
-
 use kernel::{
     debugfs::Dir,
     device::Core,
@@ -27,6 +25,8 @@ mod cmd;
 mod controller;
 #[path = "nvme_dbbuf/ctrl.rs"]
 mod ctrl;
+#[path = "nvme_dbbuf/data_map.rs"]
+mod data_map;
 #[path = "nvme_dbbuf/dbbuf.rs"]
 mod dbbuf;
 #[path = "nvme_dbbuf/debugfs.rs"]
@@ -34,6 +34,8 @@ mod debugfs;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/eventidx.rs"]
 mod eventidx;
+#[path = "nvme_dbbuf/fault.rs"]
+mod fault;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/identify.rs"]
 mod identify;
@@ -52,6 +54,8 @@ mod passthru;
 mod passthru_cmd;
 #[path = "nvme_dbbuf/pci_ext.rs"]
 mod pci_ext;
+#[path = "nvme_dbbuf/pool.rs"]
+mod pool;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/prp.rs"]
 mod prp;
@@ -134,10 +138,11 @@ struct NvmeDbbufModule {
 
 impl kernel::InPlaceModule for NvmeDbbufModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        blk::LOSE_IO.store(
-            *module_parameters::fault_lose_io.value_ref(),
-            Ordering::Relaxed,
-        );
+        let lose = *module_parameters::fault_lose_io.value_ref();
+        if lose != 0 && !fault::HOOKS {
+            pr_warn!("nvme_dbbuf: fault_lose_io ignored: no CONFIG_FAULT_INJECTION_DEBUG_FS\n");
+        }
+        fault::set_lose_io(lose);
         let root = KBox::new(Dir::new(c"nvme_dbbuf"), GFP_KERNEL);
         try_pin_init!(Self {
             debugfs_root: {
@@ -184,6 +189,10 @@ kernel::prelude::module! {
         io_timeout: u32 {
             default: 30,
             description: "I/O command timeout in seconds (per disk: queue/io_timeout)",
+        },
+        poll_queues: u32 {
+            default: 0,
+            description: "I/O queues without interrupt, for polled I/O (io_uring IOPOLL, RWF_HIPRI); at most 16",
         },
         fault_lose_io: u32 {
             default: 0,

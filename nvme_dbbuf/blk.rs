@@ -14,15 +14,18 @@ use core::{
     cell::UnsafeCell,
     ffi::c_void,
     marker::PhantomData,
-    sync::atomic::{fence, AtomicBool, AtomicU16, AtomicU32, AtomicU8, Ordering},
+    sync::atomic::{fence, AtomicBool, AtomicU16, AtomicU8, Ordering},
 };
 
 use kernel::{bindings, prelude::*, static_lock_class};
 
 use crate::cmd::{self, Cqe, Sqe};
+use crate::data_map::DataMapping;
+use crate::fault::{self, Inject};
 use crate::irq::Completer;
+use crate::pool::{DmaPool, SgPool};
 use crate::prp;
-use crate::queue::{Inject, Queue};
+use crate::queue::Queue;
 use crate::NvmeDev;
 
 /// Most DMA segments per request.
@@ -46,8 +49,8 @@ pub(crate) const MAX_TRANSFER: u64 = {
 const BLK_FEAT_WRITE_CACHE: bindings::blk_features_t = 1 << 0;
 const BLK_STS_OK: bindings::blk_status_t = 0;
 const BLK_STS_NOTSUPP: bindings::blk_status_t = 1;
-const BLK_STS_IOERR: bindings::blk_status_t = 10;
-const BLK_STS_RESOURCE: bindings::blk_status_t = 9;
+pub(crate) const BLK_STS_IOERR: bindings::blk_status_t = 10;
+pub(crate) const BLK_STS_RESOURCE: bindings::blk_status_t = 9;
 /// `RQF_DONTPREP` and `REQ_FAILFAST_*` (macros with casts).
 const RQF_DONTPREP: bindings::req_flags_t = 1 << bindings::rqf_flags___RQF_DONTPREP;
 const REQ_FAILFAST: bindings::blk_opf_t = (1 << bindings::req_flag_bits___REQ_FAILFAST_DEV)
@@ -80,11 +83,10 @@ struct Iod {
     /// Cancelled by a controller reset: retried (requeued) or failed, as
     /// `cmd::disposition` decides.
     cancelled: AtomicBool,
-    /// This request's PRP list page (coherent), fixed from `init_request`
-    /// to `exit_request`.
-    prp_list: *mut u64,
-    prp_dma: bindings::dma_addr_t,
 }
+
+/// Bytes of driver data in each request.
+pub(crate) const PDU_BYTES: usize = core::mem::size_of::<Iod>();
 
 /// [`Iod::generation`]: the generation bits, and the Abort mark.
 const GENERATION: u8 = 0xf;
@@ -92,10 +94,8 @@ const ABORT_SENT: u8 = 0x10;
 
 /// The part of an [`Iod`] only the request's owner uses.
 struct Owned {
-    sg: [bindings::scatterlist; MAX_SEGS],
-    /// How the data is mapped, for the unmap.
-    map: DataMap,
-    write: bool,
+    /// The data as the controller sees it.
+    data: DataMapping,
     /// Times this request was requeued after a failure or a reset; kept
     /// across requeues (`RQF_DONTPREP`), zeroed for each new request.
     retries: u8,
@@ -115,28 +115,31 @@ impl Iod {
     }
 }
 
-/// How a request's data is DMA-mapped.
-#[derive(Clone, Copy)]
-enum DataMap {
-    /// No data, or already unmapped.
-    None,
-    /// `sg[..nents]`, through dma_map_sg.
-    Sg { nents: i32 },
-    /// Its one segment, through dma_map_page (no scatterlist).
-    Single { dma: bindings::dma_addr_t, len: u32 },
-}
-
 /// What the tag set's callbacks share, a field of the controller (which is
 /// `set->driver_data`).
 pub(crate) struct BlkShared<'bound> {
-    /// The DMA device: the PRP list pages are allocated on it.
+    /// The DMA device the data is mapped for.
     pub(crate) dev: &'bound kernel::device::Device<kernel::device::Bound>,
     pub(crate) queues: KVec<Pin<KBox<Queue<'bound>>>>,
     /// Interrupt vector of the first I/O queue (vector 0 is the admin
     /// queue's when there are more).
     pub(crate) irq_offset: u32,
+    /// How many of `queues`, the last ones, have no interrupt: blk-mq's
+    /// poll queues, reaped by `->poll`.
+    pub(crate) polled: usize,
     /// Per-request time limit.
     pub(crate) timeout_jiffies: u32,
+    /// PRP list pages (and discard ranges), taken per request on demand.
+    pub(crate) lists: DmaPool<'bound>,
+    /// Scatterlists for requests of several segments.
+    pub(crate) sgs: SgPool<MAX_SEGS>,
+}
+
+impl BlkShared<'_> {
+    /// How many I/O queues have an interrupt (the first ones).
+    pub(crate) fn irq_queues(&self) -> usize {
+        self.queues.len().saturating_sub(self.polled)
+    }
 }
 
 /// Per-namespace data: `request_queue->queuedata`.
@@ -185,7 +188,12 @@ impl TagSet {
         set.queue_depth = depth;
         set.cmd_size = u32::try_from(core::mem::size_of::<Iod>())?;
         set.numa_node = bindings::NUMA_NO_NODE;
-        set.nr_maps = 1;
+        // Default, read (unused: no queues of its own) and poll maps.
+        set.nr_maps = if shared.polled > 0 {
+            bindings::hctx_type_HCTX_MAX_TYPES
+        } else {
+            1
+        };
         set.timeout = shared.timeout_jiffies;
         set.driver_data = core::ptr::from_ref(dev).cast_mut().cast();
         let set = KBox::into_raw(KBox::new(set, GFP_KERNEL)?);
@@ -385,14 +393,6 @@ unsafe fn iod<'a>(rq: *mut bindings::request) -> &'a Iod {
     unsafe { &*bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>() }
 }
 
-fn dma_dir(write: bool) -> bindings::dma_data_direction {
-    if write {
-        bindings::dma_data_direction::DMA_TO_DEVICE
-    } else {
-        bindings::dma_data_direction::DMA_FROM_DEVICE
-    }
-}
-
 /// Maps `rq`'s data and builds its read/write command.
 ///
 /// # Safety
@@ -400,63 +400,30 @@ fn dma_dir(write: bool) -> bindings::dma_data_direction {
 /// `rq` is a started-to-be request of our tag set on namespace `ns`.
 unsafe fn build_rw(
     ns: &Ns,
+    shared: &BlkShared<'_>,
     rq: *mut bindings::request,
     write: bool,
 ) -> Result<Sqe, bindings::blk_status_t> {
     // SAFETY: caller guarantee: `queue_rq` owns the request.
-    let (iod, owned, sector, bytes, nsegs) = unsafe {
-        let iod = iod(rq);
+    let (owned, sector, bytes, nsegs) = unsafe {
         (
-            iod,
-            iod.owned(),
+            iod(rq).owned(),
             (*rq).__sector,
             (*rq).__data_len,
             (*rq).nr_phys_segments,
         )
     };
     let blocks = rw_blocks(ns, bytes, nsegs).ok_or(BLK_STS_IOERR)?;
-    owned.write = write;
-    let single = if nsegs == 1 {
-        // SAFETY: caller guarantee; one segment of `bytes` bytes.
-        unsafe { map_single(ns, rq, bytes, write)? }
-    } else {
-        None
-    };
-    // Either the one directly mapped segment or `mapped` scatterlist entries.
-    let mapped = match single {
-        Some((dma, len)) => {
-            owned.map = DataMap::Single { dma, len };
-            0
-        }
-        None => {
-            // SAFETY: caller guarantee; `nsegs` was checked above.
-            let n = unsafe { map_sg(ns, rq, owned, nsegs, write)? };
-            owned.map = DataMap::Sg { nents: n.nents };
-            n.mapped
-        }
-    };
-    let segs = Iterator::chain(
-        single.into_iter(),
+    // SAFETY: caller guarantee; `nsegs` was checked above.
+    let p = unsafe {
         owned
-            .sg
-            .iter()
-            .take(mapped)
-            .map(|s| (s.dma_address, s.dma_length)),
-    );
-    // SAFETY: `prp_list` is a page of coherent memory owned by this request.
-    let list = unsafe { core::slice::from_raw_parts_mut(iod.prp_list, PRP_ENTRIES) };
-    match prp::build(segs, PAGE, list, iod.prp_dma) {
-        Ok(p) => Ok(
-            cmd::rw(write, ns.nsid, sector >> (ns.lba_shift - 9), blocks, false)
-                .with_prps(p.prp1, p.prp2),
-        ),
-        Err(e) => {
-            pr_err!("nvme_dbbuf: cannot describe request with PRPs: {:?}\n", e);
-            // SAFETY: mapped just above with these arguments.
-            unsafe { unmap(ns, owned) };
-            Err(BLK_STS_IOERR)
-        }
-    }
+            .data
+            .map_rw(ns.dev, shared, rq, (bytes, nsegs), write)?
+    };
+    Ok(
+        cmd::rw(write, ns.nsid, sector >> (ns.lba_shift - 9), blocks, false)
+            .with_prps(p.prp1, p.prp2),
+    )
 }
 
 /// Blocks of a read/write of `bytes` in `nsegs` segments, if the command
@@ -468,137 +435,6 @@ fn rw_blocks(ns: &Ns, bytes: u32, nsegs: u16) -> Option<u16> {
         && nsegs != 0
         && usize::from(nsegs) <= MAX_SEGS)
         .then_some(blocks)
-}
-
-/// `dma_map_sg` result: entries handed in (needed again to unmap), entries
-/// the mapping produced.
-struct SgMapped {
-    nents: i32,
-    mapped: usize,
-}
-
-/// Maps a request's data through its scatterlist.
-///
-/// # Safety
-///
-/// `rq` is a started-to-be request of our tag set on `ns`, with `iod` its
-/// PDU and `1 <= nsegs <= MAX_SEGS` physical segments.
-unsafe fn map_sg(
-    ns: &Ns,
-    rq: *mut bindings::request,
-    iod: &mut Owned,
-    nsegs: u16,
-    write: bool,
-) -> Result<SgMapped, bindings::blk_status_t> {
-    let sg = iod.sg.as_mut_ptr();
-    let mut last: *mut bindings::scatterlist = core::ptr::null_mut();
-    // SAFETY: `sg` has MAX_SEGS >= `nsegs` entries; only the ones this
-    // request can use are initialised (it is per-I/O work), and
-    // __blk_rq_map_sg fills at most `nr_phys_segments`.
-    let n = unsafe {
-        bindings::sg_init_table(sg, u32::from(nsegs));
-        bindings::__blk_rq_map_sg(rq, sg, &mut last)
-    };
-    if n <= 0 {
-        return Err(BLK_STS_IOERR);
-    }
-    // SAFETY: `n` initialised entries; `ns.dev` is our DMA device.
-    let mapped = unsafe { bindings::dma_map_sg_attrs(ns.dev, sg, n, dma_dir(write), 0) };
-    if mapped == 0 {
-        return Err(BLK_STS_RESOURCE);
-    }
-    Ok(SgMapped {
-        nents: n,
-        mapped: mapped as usize,
-    })
-}
-
-/// Maps a one-segment request's data directly, without a scatterlist, as the
-/// in-tree driver does for small I/O (`nvme_pci_setup_data_simple`).  In a
-/// guest profile the scatterlist round trip was 27-38% of the samples
-/// in this driver's code and its helpers; a slower submission lets the
-/// controller catch up (EventIdx) between two of a burst, which costs an
-/// MMIO doorbell (Documentation/nvme-dbbuf.rst, "How the 4 KiB gap closed").
-/// `None` if the request's first bio_vec is not all of its data (then the
-/// scatterlist path maps it).
-///
-/// # Safety
-///
-/// `rq` is a started-to-be request of our tag set on `ns` with one physical
-/// segment of `bytes` bytes.
-unsafe fn map_single(
-    ns: &Ns,
-    rq: *mut bindings::request,
-    bytes: u32,
-    write: bool,
-) -> Result<Option<(u64, u32)>, bindings::blk_status_t> {
-    // No peer device memory (P2PDMA) reaches here, whatever the kernel's
-    // config: the disk does not set `BLK_FEAT_PCI_P2PDMA`, and without it
-    // the block layer never lets such pages into a bio (`ITER_ALLOW_P2PDMA`
-    // in `bio_iov_iter_get_pages`), so `dma_map_page` is right for every
-    // single segment.
-    // `req_bvec()`: the current bio_vec of the first bio, as its iterator
-    // (possibly advanced by a split) sees it.  (Its special-payload case is
-    // for drivers that attach one; this driver never does.)
-    // SAFETY: a request with data has a bio whose iterator indexes its
-    // bio_vec array.
-    let (page, offset, len) = unsafe {
-        let bio = (*rq).bio;
-        if bio.is_null() {
-            return Ok(None);
-        }
-        let it = (*bio).bi_iter;
-        let bv = &*(*bio).bi_io_vec.add(it.bi_idx as usize);
-        let done = it.bi_offset;
-        (
-            bv.bv_page,
-            bv.bv_offset.saturating_add(done),
-            it.bi_size.min(bv.bv_len.saturating_sub(done)),
-        )
-    };
-    if len != bytes {
-        return Ok(None);
-    }
-    let dir = dma_dir(write);
-    // SAFETY: `page` + `offset` .. + `len` is the request's data (a
-    // multi-page bio_vec is physically contiguous); `ns.dev` is our DMA
-    // device.
-    let dma = unsafe {
-        bindings::dma_map_page_attrs(ns.dev, page, offset as usize, len as usize, dir, 0)
-    };
-    // `dma_mapping_error()`, an inline: DMA debug wants to be told the
-    // result was checked.
-    #[cfg(CONFIG_DMA_API_DEBUG)]
-    // SAFETY: `dma` came from mapping on `ns.dev`.
-    unsafe {
-        bindings::debug_dma_mapping_error(ns.dev, dma)
-    };
-    if dma == DMA_MAPPING_ERROR {
-        return Err(BLK_STS_RESOURCE);
-    }
-    Ok(Some((dma, len)))
-}
-
-/// `DMA_MAPPING_ERROR`, a macro bindgen does not carry.
-const DMA_MAPPING_ERROR: bindings::dma_addr_t = !0;
-
-/// # Safety
-///
-/// `iod` was mapped by `build_rw` for `ns`'s device.
-unsafe fn unmap(ns: &Ns, iod: &mut Owned) {
-    let dir = dma_dir(iod.write);
-    match iod.map {
-        DataMap::None => {}
-        // SAFETY: caller guarantee: mapped with these entries.
-        DataMap::Sg { nents } => unsafe {
-            bindings::dma_unmap_sg_attrs(ns.dev, iod.sg.as_mut_ptr(), nents, dir, 0)
-        },
-        // SAFETY: caller guarantee: mapped at `dma` for `len` bytes.
-        DataMap::Single { dma, len } => unsafe {
-            bindings::dma_unmap_page_attrs(ns.dev, dma, len as usize, dir, 0)
-        },
-    }
-    iod.map = DataMap::None;
 }
 
 /// The request's first block and block count, if it is whole blocks.
@@ -625,35 +461,34 @@ unsafe fn build_write_zeroes(
     // SAFETY: caller guarantee.
     let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
     let blocks = u16::try_from(blocks).map_err(|_| BLK_STS_IOERR)?;
-    // SAFETY: as above; no data to map.
-    unsafe { iod(rq).owned().map = DataMap::None };
     Ok(cmd::write_zeroes(ns.nsid, slba, blocks))
 }
 
-/// Dataset Management deallocate with one range, which goes into the
-/// request's own PRP list page (the command carries no data otherwise).
+/// Dataset Management deallocate with one range, which goes into a block
+/// from the list pool (the command carries no data otherwise).
 ///
 /// # Safety
 ///
-/// `rq` is a request of our tag set on `ns`.
+/// `rq` is a request of our tag set on `ns`, owned by `queue_rq`.
 unsafe fn build_discard(
     ns: &Ns,
+    shared: &BlkShared<'_>,
     rq: *mut bindings::request,
 ) -> Result<Sqe, bindings::blk_status_t> {
     // SAFETY: caller guarantee.
     let (slba, blocks) = unsafe { block_range(ns, rq) }.ok_or(BLK_STS_IOERR)?;
-    // SAFETY: as above.
-    let iod = unsafe { iod(rq) };
-    // SAFETY: as above: `queue_rq` owns the request.
-    unsafe { iod.owned().map = DataMap::None };
-    // SAFETY: `prp_list` is a coherent page owned by this request, 8-byte
-    // aligned, larger than one 16-byte range.
-    unsafe {
-        iod.prp_list
-            .cast::<cmd::DsmRange>()
-            .write_volatile(cmd::DsmRange::new(slba, blocks))
-    };
-    Ok(cmd::discard(ns.nsid, 1, iod.prp_dma))
+    let mut b = shared.lists.alloc().ok_or(BLK_STS_RESOURCE)?;
+    let dma = b.dma();
+    for (e, w) in b
+        .entries()
+        .iter_mut()
+        .zip(cmd::DsmRange::new(slba, blocks).words())
+    {
+        *e = w;
+    }
+    // SAFETY: caller guarantee: `queue_rq` owns the request.
+    unsafe { iod(rq).owned().data.hold_list(b) };
+    Ok(cmd::discard(ns.nsid, 1, dma))
 }
 
 /// # Safety
@@ -666,10 +501,11 @@ unsafe extern "C" fn queue_rq(
     // SAFETY: blk-mq passes a live hctx (driver_data set in init_hctx to a
     // queue that outlives the tag set) and request of our tag set whose
     // request_queue's queuedata is the namespace's `Ns`.
-    let (queue, ns, rq, last) = unsafe {
+    let (queue, ns, shared, rq, last) = unsafe {
         (
             &*(*hctx).driver_data.cast::<Queue<'_>>(),
             &*(*(*hctx).queue).queuedata.cast::<Ns>(),
+            shared_of((*(*(*hctx).queue).tag_set).driver_data),
             (*bd).rq,
             (*bd).last,
         )
@@ -681,19 +517,19 @@ unsafe extern "C" fn queue_rq(
             (*rq).tag,
         )
     };
-    if queue.is_dead() {
+    let Some(shared) = shared.filter(|_| !queue.is_dead()) else {
         return BLK_STS_IOERR;
-    }
+    };
     let sqe = match op {
         // SAFETY: `rq` is a request of our tag set on `ns`.
-        bindings::req_op_REQ_OP_READ => unsafe { build_rw(ns, rq, false) },
+        bindings::req_op_REQ_OP_READ => unsafe { build_rw(ns, shared, rq, false) },
         // SAFETY: as above.
-        bindings::req_op_REQ_OP_WRITE => unsafe { build_rw(ns, rq, true) },
+        bindings::req_op_REQ_OP_WRITE => unsafe { build_rw(ns, shared, rq, true) },
         bindings::req_op_REQ_OP_FLUSH => Ok(cmd::flush(ns.nsid)),
         // SAFETY: as above.
         bindings::req_op_REQ_OP_WRITE_ZEROES => unsafe { build_write_zeroes(ns, rq) },
         // SAFETY: as above.
-        bindings::req_op_REQ_OP_DISCARD => unsafe { build_discard(ns, rq) },
+        bindings::req_op_REQ_OP_DISCARD => unsafe { build_discard(ns, shared, rq) },
         _ => Err(BLK_STS_NOTSUPP),
     };
     let sqe = match sqe {
@@ -756,9 +592,10 @@ unsafe extern "C" fn commit_rqs(hctx: *mut bindings::blk_mq_hw_ctx) {
 unsafe extern "C" fn complete(rq: *mut bindings::request) {
     // SAFETY: `rq` is one of ours, completed by `IoCompleter` or cancelled
     // by a reset; its hctx's driver_data is its queue (`init_hctx`).
-    let (ns, iod, queue, flags) = unsafe {
+    let (ns, shared, iod, queue, flags) = unsafe {
         (
             &*(*(*rq).q).queuedata.cast::<Ns>(),
+            shared_of((*(*(*rq).q).tag_set).driver_data),
             iod(rq),
             &*(*(*rq).mq_hctx).driver_data.cast::<Queue<'_>>(),
             (*rq).cmd_flags,
@@ -766,8 +603,10 @@ unsafe extern "C" fn complete(rq: *mut bindings::request) {
     };
     // SAFETY: its one completion owns the request.
     let owned = unsafe { iod.owned() };
-    // SAFETY: mapped (or not: `DataMap::None`) by `build_rw`.
-    unsafe { unmap(ns, owned) };
+    // SAFETY: set up by `queue_rq` for `ns`'s device; completed (or
+    // cancelled once the controller stopped), so the controller is done
+    // with it.
+    unsafe { owned.data.release(ns.dev, shared) };
     let status = (!iod.cancelled.load(Ordering::Relaxed))
         .then(|| cmd::Status(iod.status.load(Ordering::Relaxed)));
     let noretry = flags & REQ_FAILFAST != 0 || queue.is_dead();
@@ -806,8 +645,8 @@ unsafe fn dev_of<'a>(data: *mut c_void) -> &'a NvmeDev<'a> {
 /// `data` is the `driver_data` of a live [`TagSet`]; its controller may be
 /// in its `drop`, which frees the tag set before the `shared` field goes.
 unsafe fn shared_of<'a>(data: *mut c_void) -> Option<&'a BlkShared<'a>> {
-    // SAFETY: as the caller's; only the field is referenced (`exit_request`
-    // runs while the controller is being dropped, `shared` still there).
+    // SAFETY: as the caller's; only the field is referenced (a request
+    // completed during the controller's drop still finds `shared` there).
     unsafe { &*core::ptr::addr_of!((*data.cast::<NvmeDev<'a>>()).shared) }.as_ref()
 }
 
@@ -827,8 +666,10 @@ unsafe extern "C" fn init_hctx(
         return EINVAL.to_errno();
     };
     // SAFETY: `hctx` is being initialised by blk-mq for us; its tags live
-    // as long as the tag set, freed after the queues' interrupts (the
-    // controller's field order), which are what reap completions.
+    // as long as the tag set, which is freed after everything that reaps
+    // completions: the disks (`->poll`, timeouts) and the queues'
+    // interrupts and reset work (the controller's teardown and field
+    // order).
     unsafe {
         (*hctx).driver_data = core::ptr::from_ref::<Queue<'_>>(queue).cast_mut().cast();
         queue.set_tags((*hctx).tags);
@@ -840,45 +681,22 @@ unsafe extern "C" fn init_hctx(
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
 unsafe extern "C" fn init_request(
-    set: *mut bindings::blk_mq_tag_set,
+    _set: *mut bindings::blk_mq_tag_set,
     rq: *mut bindings::request,
     _hctx: u32,
     _node: i32,
 ) -> i32 {
-    // SAFETY: `set` is ours: its driver_data is live (`TagSet` invariant).
-    let Some(shared) = (unsafe { shared_of((*set).driver_data) }) else {
-        return EINVAL.to_errno();
-    };
-    let mut dma: bindings::dma_addr_t = 0;
-    // SAFETY: `shared.dev` is the bound PCI device.
-    let list = unsafe {
-        bindings::dma_alloc_attrs(
-            dev_raw(shared.dev),
-            PAGE as usize,
-            &mut dma,
-            bindings::GFP_KERNEL,
-            0,
-        )
-    };
-    if list.is_null() {
-        return ENOMEM.to_errno();
-    }
-    let pdu = bindings::blk_mq_rq_to_pdu;
     // SAFETY: the PDU is `cmd_size` bytes reserved for us; writing a whole
-    // `Iod` initialises it (the scatterlist is set up per request).
+    // `Iod` initialises it.
     unsafe {
-        pdu(rq).cast::<Iod>().write(Iod {
+        bindings::blk_mq_rq_to_pdu(rq).cast::<Iod>().write(Iod {
             owned: UnsafeCell::new(Owned {
-                sg: core::mem::zeroed(),
-                map: DataMap::None,
-                write: false,
+                data: DataMapping::new(),
                 retries: 0,
             }),
             generation: AtomicU8::new(0),
             status: AtomicU16::new(0),
             cancelled: AtomicBool::new(false),
-            prp_list: list.cast(),
-            prp_dma: dma,
         })
     };
     0
@@ -887,39 +705,57 @@ unsafe extern "C" fn init_request(
 /// # Safety
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
-unsafe extern "C" fn exit_request(
-    set: *mut bindings::blk_mq_tag_set,
-    rq: *mut bindings::request,
-    _hctx: u32,
-) {
-    // SAFETY: as in `init_request`, which initialised the PDU.
-    unsafe {
-        let Some(shared) = shared_of((*set).driver_data) else {
-            return;
-        };
-        let iod = iod(rq);
-        bindings::dma_free_attrs(
-            dev_raw(shared.dev),
-            PAGE as usize,
-            iod.prp_list.cast(),
-            iod.prp_dma,
-            0,
-        );
+unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
+    // SAFETY: `set` is ours (its driver_data is live); it has `nr_maps`
+    // maps, each of which blk-mq lets us fill here.
+    let (shared, maps) = unsafe {
+        let nr = (*set).nr_maps as usize;
+        (
+            shared_of((*set).driver_data),
+            (*set).map.get_mut(..nr).unwrap_or(&mut []),
+        )
+    };
+    let Some(shared) = shared else {
+        return;
+    };
+    let counts = [shared.irq_queues(), 0, shared.polled];
+    let mut offset = 0u32;
+    for (ty, (map, n)) in maps.iter_mut().zip(counts).enumerate() {
+        map.nr_queues = n as u32;
+        map.queue_offset = offset;
+        offset += n as u32;
+        if n == 0 {
+            continue;
+        }
+        // SAFETY: `map` is one of the set's maps, `dev` the bound device.
+        // The interrupt queues follow their vectors' affinity (a plain
+        // spread when the vectors carry none: MSI/INTx); the poll queues
+        // have none, so they get the plain spread.
+        unsafe {
+            if ty == bindings::hctx_type_HCTX_TYPE_POLL as usize {
+                bindings::blk_mq_map_queues(map);
+            } else {
+                bindings::blk_mq_map_hw_queues(map, dev_raw(shared.dev), shared.irq_offset);
+            }
+        }
     }
 }
 
+/// Reaps a poll queue for blk-mq (io_uring IOPOLL, `RWF_HIPRI`): returns
+/// how many completions it found.
+///
 /// # Safety
 ///
 /// Only called by blk-mq, as `struct blk_mq_ops` callback, for our tag set.
-unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
-    // SAFETY: `set` is ours; map 0 is the default map.  Falls back to a
-    // plain spread when the vectors carry no affinity (MSI/INTx).
-    unsafe {
-        let Some(shared) = shared_of((*set).driver_data) else {
-            return;
-        };
-        bindings::blk_mq_map_hw_queues(&mut (*set).map[0], dev_raw(shared.dev), shared.irq_offset);
-    }
+unsafe extern "C" fn poll(
+    hctx: *mut bindings::blk_mq_hw_ctx,
+    _iob: *mut bindings::io_comp_batch,
+) -> i32 {
+    // SAFETY: see `queue_rq`.
+    let queue = unsafe { &*(*hctx).driver_data.cast::<Queue<'_>>() };
+    let n = queue.reap(|cqe| IoCompleter::complete(queue, cqe)).count;
+    queue.count_polled(n);
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// # Safety
@@ -1012,11 +848,21 @@ pub(crate) enum TimeoutAction {
 }
 
 /// Whether fault injection (`io-timeout-fail`, `fail_io_timeout`) wants this
-/// completion dropped, as C drivers check with `blk_should_fake_timeout()`.
+/// completion dropped, as C drivers check with `blk_should_fake_timeout()`
+/// (which is `false` without `CONFIG_FAIL_IO_TIMEOUT`).
 ///
 /// # Safety
 ///
 /// `q` is a live request queue.
+#[cfg(not(CONFIG_FAIL_IO_TIMEOUT))]
+unsafe fn should_fake_timeout(_q: *mut bindings::request_queue) -> bool {
+    false
+}
+
+/// # Safety
+///
+/// `q` is a live request queue.
+#[cfg(CONFIG_FAIL_IO_TIMEOUT)]
 unsafe fn should_fake_timeout(q: *mut bindings::request_queue) -> bool {
     // SAFETY: `q` is live (caller); `queue_flags` is a plain bitmap word.
     let flags = unsafe { core::ptr::read_volatile(&(*q).queue_flags) };
@@ -1050,8 +896,8 @@ const OPS: bindings::blk_mq_ops = bindings::blk_mq_ops {
     complete: Some(complete),
     init_hctx: Some(init_hctx),
     init_request: Some(init_request),
-    exit_request: Some(exit_request),
     map_queues: Some(map_queues),
+    poll: Some(poll),
     timeout: Some(timeout),
     // SAFETY: all-zero (no callback) is valid for the remaining members.
     ..unsafe { core::mem::zeroed() }
@@ -1062,7 +908,7 @@ pub(crate) struct IoCompleter;
 
 impl Completer for IoCompleter {
     fn complete(queue: &Queue<'_>, cqe: &Cqe) {
-        let inject = queue.take_injected();
+        let inject = queue.hooks().take_for_completion();
         let mut cid = cqe.cid();
         if inject == Inject::BadCid {
             // A generation this tag is not at: looks like a stale completion.
@@ -1077,17 +923,6 @@ impl Completer for IoCompleter {
             complete_one(queue, cid, cqe);
         }
     }
-}
-
-/// Test hook (module parameter `fault_lose_io`): completions still to lose.
-pub(crate) static LOSE_IO: AtomicU32 = AtomicU32::new(0);
-
-/// Whether the test hook wants this completion lost (counting it).
-fn lose_io() -> bool {
-    LOSE_IO.load(Ordering::Relaxed) != 0
-        && LOSE_IO
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
 }
 
 /// Completes the request a completion entry with command id `cid` names, if
@@ -1130,7 +965,7 @@ fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
     if unsafe { should_fake_timeout((*rq).q) } {
         return false;
     }
-    if lose_io() {
+    if fault::lose_io() {
         pr_warn!(
             "nvme_dbbuf: queue {}: test hook: completion {:#x} lost\n",
             queue.qid,

@@ -169,16 +169,21 @@ pub const fn granted_queues(dw0: u32) -> (u32, u32) {
 }
 
 /// Create I/O Completion Queue `qid` of `entries` entries at `base`,
-/// physically contiguous, interrupts on vector `vector`.
-pub const fn create_cq(qid: u16, entries: u16, base: u64, vector: u16) -> Sqe {
+/// physically contiguous, interrupts on vector `vector`, or none (a polled
+/// queue).
+pub const fn create_cq(qid: u16, entries: u16, base: u64, vector: Option<u16>) -> Sqe {
+    // PC (bit 0) = physically contiguous, IEN (bit 1) = interrupts enabled.
+    let flags = match vector {
+        Some(v) => 0b11 | ((v as u32) << 16),
+        None => 0b01,
+    };
     Sqe::new(admin::CREATE_CQ)
         .with_prps(base, 0)
         .with_cdw(
             10,
             (qid as u32) | ((entries.saturating_sub(1) as u32) << 16),
         )
-        // PC (bit 0) = physically contiguous, IEN (bit 1) = interrupts enabled.
-        .with_cdw(11, 0b11 | ((vector as u32) << 16))
+        .with_cdw(11, flags)
 }
 
 /// Create I/O Submission Queue `qid` of `entries` entries at `base`,
@@ -271,6 +276,13 @@ impl DsmRange {
             nlb: nlb.to_le(),
             slba: slba.to_le(),
         }
+    }
+
+    /// The range's memory image as two 64-bit words, for a buffer of them.
+    pub const fn words(self) -> [u64; 2] {
+        let [a, b, c, d] = self.cattr.to_ne_bytes();
+        let [e, f, g, h] = self.nlb.to_ne_bytes();
+        [u64::from_ne_bytes([a, b, c, d, e, f, g, h]), self.slba]
     }
 }
 

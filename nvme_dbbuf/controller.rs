@@ -15,7 +15,7 @@ use crate::cmd;
 use crate::dyndbg::dev_ddbg;
 use crate::irq;
 use crate::pci_ext;
-use crate::queue::{DbPath, Inject};
+use crate::queue::DbPath;
 use crate::state::CtrlState;
 use crate::NvmeDev;
 
@@ -114,10 +114,18 @@ impl<'bound> NvmeDev<'bound> {
     /// doorbells are on.
     pub(crate) fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
         let on = self.configure_dbbuf(want_dbbuf);
-        let irq_offset = self.shared.as_ref().map_or(0, |s| s.irq_offset);
+        let (irq_offset, with_irq) = self
+            .shared
+            .as_ref()
+            .map_or((0, 0), |s| (s.irq_offset, s.irq_queues()));
         for (i, q) in self.io_queues().enumerate() {
             let qid = q.qid;
-            let vector = u16::try_from(irq_offset + u32::try_from(i)?)?;
+            // The polled queues, last, have no interrupt.
+            let vector = if i < with_irq {
+                Some(u16::try_from(irq_offset + u32::try_from(i)?)?)
+            } else {
+                None
+            };
             let slots = self
                 .dbbuf
                 .as_ref()
@@ -183,7 +191,7 @@ impl<'bound> NvmeDev<'bound> {
                 self.resets.fetch_add(1, Ordering::Relaxed);
                 for q in self.io_queues() {
                     q.set_dead(false);
-                    q.inject(Inject::None);
+                    q.hooks().arm(crate::fault::Inject::None);
                 }
                 dev_info!(
                     pdev,
@@ -377,24 +385,6 @@ impl<'bound> NvmeDev<'bound> {
             "resetting the controller after a completion with a bad command id\n"
         );
         let _ = self.reset_locked(None);
-    }
-
-    /// Test hook (debugfs `inject`): `what` happens to the next completion
-    /// (or interrupt) on every I/O queue.
-    pub(crate) fn inject(&self, what: Inject) {
-        for q in self.io_queues() {
-            q.inject(what);
-        }
-    }
-
-    /// Test hook: the next controller disable finds CSTS.RDY stuck at 1.
-    pub(crate) fn inject_stuck_rdy(&self) {
-        self.ctrl.fake_stuck_rdy.store(true, Ordering::Relaxed);
-    }
-
-    /// Test hook: the next admin completion is lost.
-    pub(crate) fn inject_lost_admin(&self) {
-        self.ctrl.fake_lost_admin.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn reinit(&self, want_dbbuf: bool) -> Result<bool> {

@@ -25,6 +25,7 @@ use kernel::{
 };
 
 use crate::cmd::{Sqe, Status};
+use crate::fault::HOOKS;
 use crate::pci_ext;
 use crate::queue::{Doorbells, Queue};
 use crate::{regs, spec};
@@ -191,7 +192,7 @@ impl<'bound> Ctrl<'bound> {
         if bool::from(cc.en()) {
             self.bar.write_reg(cc.with_const_en::<0>());
         }
-        let r = if self.fake_stuck_rdy.swap(false, Ordering::Relaxed) {
+        let r = if HOOKS && self.fake_stuck_rdy.swap(false, Ordering::Relaxed) {
             dev_warn!(self.pdev, "test hook: CSTS.RDY reported stuck at 1\n");
             Err(ETIMEDOUT)
         } else {
@@ -344,7 +345,7 @@ impl<'bound> Ctrl<'bound> {
             if cid != my {
                 stray += 1;
                 None
-            } else if self.fake_lost_admin.swap(false, Ordering::Relaxed) {
+            } else if HOOKS && self.fake_lost_admin.swap(false, Ordering::Relaxed) {
                 dev_warn!(self.pdev, "test hook: admin completion {:#x} lost\n", cid);
                 None
             } else {

@@ -6,9 +6,13 @@
 //! - `dbbuf`: read `on` or `off`; write `0`/`1` (`off`/`on`) to quiesce,
 //!   reset the controller and come back in that mode.
 //! - `reset`: write anything for a controller reset in the same mode.
-//! - `stats`: read one line per I/O queue; write anything to zero them.
+//! - `stats`: read one line per I/O queue (the last column counts the
+//!   completions polled, on a poll queue); write anything to zero them.
 //! - `summary`: read one line for the controller.
-//! - `inject`: test hook; write `bad_cid` and the next completion on each
+//! - `memory`: read the I/O memory: requests and the bytes of driver data
+//!   each carries, then per pool (PRP lists, scatterlists) blocks taken and
+//!   given back in total, and allocations that failed.
+//! - `inject` (with `CONFIG_FAULT_INJECTION_DEBUG_FS`): test hook; write `bad_cid` and the next completion on each
 //!   I/O queue is handled as if it carried a stale command id (the driver
 //!   drops it and resets the controller, which requeues the command); write
 //!   `dup_cid` and it is handled twice, as if posted twice (the second is
@@ -30,9 +34,9 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+use crate::fault::{self, Inject};
 use crate::lease::Lease;
 use crate::nvme_dev::DevLt;
-use crate::queue::Inject;
 use crate::NvmeDev;
 
 /// The module's `nvme_dbbuf` directory, owned by the module object.
@@ -81,7 +85,10 @@ pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<C
             dir.write_only_callback_file(c"reset", ctl, &reset_store);
             dir.read_write_callback_file(c"stats", ctl, &stats_show, &stats_clear);
             dir.read_callback_file(c"summary", ctl, &summary_show);
-            dir.write_only_callback_file(c"inject", ctl, &inject_store);
+            dir.read_callback_file(c"memory", ctl, &memory_show);
+            if fault::HOOKS {
+                dir.write_only_callback_file(c"inject", ctl, &inject_store);
+            }
         }),
         GFP_KERNEL,
     )?;
@@ -148,11 +155,11 @@ fn stats_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     show(ctl, f, |dev, f| {
         writeln!(
             f,
-            "qid submitted reaped sq_mmio cq_mmio sq_shadow_only cq_shadow_only"
+            "qid submitted reaped sq_mmio cq_mmio sq_shadow_only cq_shadow_only polled"
         )?;
         for q in dev.io_queues() {
-            let [a, b, c, d, e, g] = q.stats.snapshot();
-            writeln!(f, "{} {} {} {} {} {} {}", q.qid, a, b, c, d, e, g)?;
+            let [a, b, c, d, e, g, p] = q.stats.snapshot();
+            writeln!(f, "{} {} {} {} {} {} {} {}", q.qid, a, b, c, d, e, g, p)?;
         }
         Ok(())
     })
@@ -173,7 +180,7 @@ fn summary_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn summary(dev: &NvmeDev<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let mut t = [0u64; 6];
+    let mut t = [0u64; 7];
     let mut n = 0;
     for q in dev.io_queues() {
         for (sum, v) in t.iter_mut().zip(q.stats.snapshot()) {
@@ -181,7 +188,7 @@ fn summary(dev: &NvmeDev<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         }
         n += 1;
     }
-    let [sub, reaped, sq_mmio, cq_mmio, sq_sh, cq_sh] = t;
+    let [sub, reaped, sq_mmio, cq_mmio, sq_sh, cq_sh, _] = t;
     // MMIO doorbell writes per submitted command, in 1/10000.
     let per = (sq_mmio + cq_mmio)
         .saturating_mul(10_000)
@@ -203,4 +210,23 @@ fn summary(dev: &NvmeDev<'_>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         per % 10_000,
         dev.resets(),
     )
+}
+
+fn memory_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    show(ctl, f, |dev, f| {
+        let requests: u64 = dev.io_queues().map(|q| u64::from(q.depth) - 1).sum();
+        writeln!(
+            f,
+            "requests {} pdu_bytes {}",
+            requests,
+            crate::blk::PDU_BYTES
+        )?;
+        if let Some(s) = dev.shared.as_ref() {
+            for (name, st) in [("prp_lists", &s.lists.stats), ("sg_lists", &s.sgs.stats)] {
+                let (taken, back, failed) = st.snapshot();
+                writeln!(f, "{name} taken {taken} given_back {back} failed {failed}")?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -175,7 +175,7 @@ unsafe extern "C" fn handler<C: Completer>(
     // SAFETY: the cookie is the `Queue` registered in `QueueIrq::new`, alive
     // until `free_irq` returns.
     let queue = unsafe { &*cookie.cast::<Queue<'_>>() };
-    if queue.take_lost_irq() {
+    if queue.hooks().take_lost_irq() {
         return bindings::irqreturn::IRQ_HANDLED;
     }
     let reaped = queue.reap(|cqe| C::complete(queue, cqe));

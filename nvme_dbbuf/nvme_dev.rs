@@ -32,6 +32,7 @@ use crate::dyndbg::dev_ddbg;
 use crate::identify::{self, IdCtrl, IDENTIFY_SIZE};
 use crate::irq::{AdminCompleter, IrqVectors, QueueIrq};
 use crate::namespace::DiskPlan;
+use crate::pool::{DmaPool, SgPool};
 use crate::queue::Queue;
 use crate::reset_work::OwnedResetWork;
 use crate::state::{CtrlState, State};
@@ -39,6 +40,8 @@ use crate::{cmd, debugfs, module_parameters, passthru, regs, spec};
 
 /// I/O queue entries, capped by CAP.MQES.
 const IO_QUEUE_DEPTH: u32 = 256;
+/// Most poll queues (`poll_queues` is capped to it).
+const MAX_POLL_QUEUES: u32 = 16;
 // A command id is a 4-bit generation and a 12-bit tag (`blk.rs`).
 const _: () = assert!(IO_QUEUE_DEPTH <= 4096);
 /// Namespaces per controller this driver exposes.
@@ -105,8 +108,9 @@ pub(crate) struct NvmeDev<'bound> {
     /// the queues that queue it, pointing back here.  Cancelled when
     /// dropped: after the interrupts, before the tag set it uses.
     pub(crate) reset_work: OwnedResetWork<'bound>,
-    /// Freed after the reset work; its `exit_request` callbacks read
-    /// `shared`, dropped after it.
+    /// Freed after the reset work; its callbacks read `shared` (a request
+    /// completed while the tag set goes gives back its pool blocks), which
+    /// is dropped after it.
     pub(crate) tagset: SetOnce<TagSet>,
     vectors: SetOnce<IrqVectors<'bound>>,
     pub(crate) shared: SetOnce<BlkShared<'bound>>,
@@ -307,28 +311,37 @@ impl<'bound> NvmeDev<'bound> {
         })
     }
 
-    /// I/O queues: one per CPU, as many as the controller grants, asked for
-    /// (polled) before any vector exists so that the vectors match them:
-    /// vector 0 for the admin queue, one per I/O queue.  Then the queues
-    /// are created on the controller, with their handlers and the tag set.
-    fn setup_io_queues(&self, has_dbbuf: bool) -> Result {
-        let pdev = self.ctrl.pdev;
-        let want = u16::try_from(kernel::cpu::nr_cpu_ids().clamp(1, 64))?;
+    /// How many I/O queues to have: (with an interrupt, polled).  One per
+    /// CPU plus the `poll_queues` parameter's, asked for (the admin queue
+    /// polled) before any vector exists so that the vectors match them; at
+    /// least one queue keeps an interrupt, the poll queues get the rest.
+    fn queue_counts(&self) -> Result<(u32, u32)> {
+        let cpus = kernel::cpu::nr_cpu_ids().clamp(1, 64);
+        let polls = (*module_parameters::poll_queues.value_ref()).min(MAX_POLL_QUEUES);
+        let want = u16::try_from(cpus + polls)?;
         let (sqs, cqs) = cmd::granted_queues(self.ctrl.admin_ok(cmd::set_num_queues(want, want))?);
         let granted = sqs.min(cqs).min(u32::from(want));
-        self.vectors.populate(IrqVectors::alloc(pdev, granted)?);
-        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
-        // SAFETY: the admin queue is boxed in `self.ctrl`, dropped after
-        // `self.admin_irq` (field order).
-        self.admin_irq
-            .populate(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
-        let nr = vectors.io_queues(granted);
-        let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
+        let polled = polls.min(granted.saturating_sub(1));
+        Ok((granted - polled, polled))
+    }
+
+    /// The doorbell buffers; without them, MMIO doorbells.
+    fn alloc_dbbuf(&self) {
+        match DbBuf::new(self.ctrl.pdev.as_ref(), self.ctrl.dstrd) {
+            Ok(b) => {
+                self.dbbuf.populate(b);
+            }
+            Err(e) => dev_warn!(self.ctrl.pdev, "no memory for doorbell buffers ({:?})\n", e),
+        }
+    }
+
+    /// `nr` I/O queues of `depth` entries, qid 1 on.
+    fn alloc_io_queues(&self, nr: u32, depth: u16) -> Result<KVec<Pin<KBox<Queue<'bound>>>>> {
         let mut queues = KVec::with_capacity(nr as usize, GFP_KERNEL)?;
         for i in 0..nr {
             let qid = u16::try_from(i + 1)?;
             let q = Queue::new(
-                pdev.as_ref(),
+                self.ctrl.pdev.as_ref(),
                 qid,
                 depth,
                 self.ctrl.doorbells(qid)?,
@@ -336,30 +349,46 @@ impl<'bound> NvmeDev<'bound> {
             )?;
             queues.push(KBox::pin_init(q, GFP_KERNEL)?, GFP_KERNEL)?;
         }
+        Ok(queues)
+    }
+
+    /// I/O queues (see [`Self::queue_counts`]): vector 0 for the admin
+    /// queue, one per I/O queue with an interrupt.  Then the queues are
+    /// created on the controller, with their handlers and the tag set.
+    fn setup_io_queues(&self, has_dbbuf: bool) -> Result {
+        let pdev = self.ctrl.pdev;
+        let (granted, polled) = self.queue_counts()?;
+        self.vectors.populate(IrqVectors::alloc(pdev, granted)?);
+        let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
+        // SAFETY: the admin queue is boxed in `self.ctrl`, dropped after
+        // `self.admin_irq` (field order).
+        self.admin_irq
+            .populate(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
+        let nr = vectors.io_queues(granted) + polled;
+        let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
+        let queues = self.alloc_io_queues(nr, depth)?;
         self.shared.populate(BlkShared {
             dev: pdev.as_ref(),
             queues,
             irq_offset: vectors.io_offset(),
+            polled: polled as usize,
             timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
                 module_parameters::io_timeout
                     .value_ref()
                     .saturating_mul(1000),
             ))
             .unwrap_or(u32::MAX),
+            lists: DmaPool::new(c"nvme_dbbuf prp", pdev.as_ref(), blk::PAGE as usize)?,
+            sgs: SgPool::new()?,
         });
         let shared = self.shared.as_ref().ok_or(EINVAL)?;
         if has_dbbuf {
-            match DbBuf::new(pdev.as_ref(), self.ctrl.dstrd) {
-                Ok(b) => {
-                    self.dbbuf.populate(b);
-                }
-                Err(e) => dev_warn!(pdev, "no memory for doorbell buffers ({:?})\n", e),
-            }
+            self.alloc_dbbuf();
         }
         let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
         self.dbbuf_on.store(on, Ordering::Relaxed);
-        let mut irqs = KVec::with_capacity(shared.queues.len(), GFP_KERNEL)?;
-        for (i, q) in shared.queues.iter().enumerate() {
+        let mut irqs = KVec::with_capacity(shared.irq_queues(), GFP_KERNEL)?;
+        for (i, q) in shared.queues.iter().take(shared.irq_queues()).enumerate() {
             let vector = shared.irq_offset + u32::try_from(i)?;
             // SAFETY: the queue is boxed in `self.shared`, dropped after
             // `self.irqs` (field order).
@@ -369,9 +398,10 @@ impl<'bound> NvmeDev<'bound> {
         self.irqs.populate(irqs);
         dev_ddbg!(
             pdev,
-            "{} I/O queue(s) of {} entries on {} vector(s)\n",
+            "{} I/O queue(s) of {} entries, {} polled, on {} vector(s)\n",
             nr,
             depth,
+            polled,
             vectors.count()
         );
         // SAFETY: the tag set is a field of `self`, dropped after the disks

@@ -106,6 +106,13 @@ where
     })
 }
 
+/// Whether `bytes` starting at bus address `first` need a PRP list: they
+/// touch more than two pages (with segments meeting at page boundaries, as
+/// [`build`] requires, the pages touched follow from these two alone).
+pub const fn needs_list(first: u64, bytes: u32, page: u64) -> bool {
+    (first & (page - 1)) + bytes as u64 > 2 * page
+}
+
 /// Largest transfer, in bytes, that one `list_entries`-entry PRP list can
 /// describe for any alignment of the first segment: PRP1 covers at least one
 /// byte of the first page and the list the rest.

@@ -3,7 +3,7 @@
 //! One NVMe submission/completion queue pair: the rings in coherent DMA
 //! memory, the tail/head/phase state, and the two doorbells.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
@@ -22,6 +22,7 @@ use kernel::{
 use crate::cmd::{Cqe, Sqe};
 use crate::ctrl::Bar0;
 use crate::dbbuf::ShadowSlot;
+use crate::fault::InjectSlot;
 use crate::reset_work::ResetWork;
 use crate::spec;
 
@@ -125,10 +126,12 @@ pub(crate) struct Stats {
     pub(crate) cq_mmio: AtomicU64,
     pub(crate) sq_shadow_only: AtomicU64,
     pub(crate) cq_shadow_only: AtomicU64,
+    /// Completions reaped by blk-mq's `->poll` (a poll queue's).
+    pub(crate) polled: AtomicU64,
 }
 
 impl Stats {
-    fn all(&self) -> [&AtomicU64; 6] {
+    fn all(&self) -> [&AtomicU64; 7] {
         [
             &self.submitted,
             &self.reaped,
@@ -136,11 +139,12 @@ impl Stats {
             &self.cq_mmio,
             &self.sq_shadow_only,
             &self.cq_shadow_only,
+            &self.polled,
         ]
     }
 
     /// The counters in declaration order.
-    pub(crate) fn snapshot(&self) -> [u64; 6] {
+    pub(crate) fn snapshot(&self) -> [u64; 7] {
         self.all().map(|c| c.load(Ordering::Relaxed))
     }
 
@@ -177,8 +181,8 @@ pub(crate) struct Queue<'bound> {
     #[pin]
     cq_state: SpinLockIrq<CqState>,
     /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
-    /// command id back into a request.  Null, or valid until the
-    /// queue's interrupt is freed ([`Self::set_tags`]).
+    /// command id back into a request.  Null, or valid until the tag set
+    /// is freed ([`Self::set_tags`]).
     tags: AtomicPtr<bindings::blk_mq_tags>,
     pub(crate) stats: Stats,
     /// Set when a reset failed to bring the queue back: requests fail fast.
@@ -186,26 +190,12 @@ pub(crate) struct Queue<'bound> {
     /// The controller's reset work, queued when a completion names no
     /// request in flight (none for the admin queue).
     reset_work: Option<Arc<ResetWork<'bound>>>,
-    /// Test hook (debugfs `inject`): an `Inject` for the next completion.
-    inject: AtomicU8,
+    /// Test hook (debugfs `inject`) for the next completion.
+    inject: InjectSlot,
     /// The admin queue's last completion (`Mailbox` packing), posted by
     /// whoever reaps it (its interrupt or the polling waiter) for the one
     /// admin command in flight.
     mailbox: AtomicU64,
-}
-
-/// What the debugfs test hook does to the next completion of a queue.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Inject {
-    /// Nothing: the completion is handled as it is.
-    None = 0,
-    /// Garble its command id (a stale generation).
-    BadCid = 1,
-    /// Handle it twice, as if the controller had posted it twice.
-    DupCid = 2,
-    /// Ignore the next interrupt, as if it had been lost.
-    LostIrq = 3,
 }
 
 /// A completion as the admin mailbox holds it: command id, status and
@@ -256,7 +246,7 @@ impl<'bound> Queue<'bound> {
             stats: Stats::default(),
             dead: AtomicBool::new(false),
             reset_work,
-            inject: AtomicU8::new(Inject::None as u8),
+            inject: InjectSlot::new(),
             mailbox: AtomicU64::new(Mailbox::EMPTY),
         }? Error))
     }
@@ -320,49 +310,16 @@ impl<'bound> Queue<'bound> {
         }
     }
 
-    /// Arms the test hook for the next completion reaped.
-    pub(crate) fn inject(&self, what: Inject) {
-        self.inject.store(what as u8, Ordering::Relaxed);
-    }
-
-    /// What the test hook wants done to this completion (disarming it).
-    pub(crate) fn take_injected(&self) -> Inject {
-        // A plain load first: this runs for every completion, and an
-        // unconditional swap would be a locked instruction each time.
-        let armed = self.inject.load(Ordering::Relaxed);
-        // `LostIrq` is the interrupt handler's to take.
-        if armed == Inject::None as u8 || armed == Inject::LostIrq as u8 {
-            return Inject::None;
-        }
-        let take = |what: Inject| {
-            self.inject
-                .compare_exchange(
-                    armed,
-                    Inject::None as u8,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .map_or(Inject::None, |_| what)
-        };
-        match armed {
-            v if v == Inject::BadCid as u8 => take(Inject::BadCid),
-            v if v == Inject::DupCid as u8 => take(Inject::DupCid),
-            _ => Inject::None,
+    /// Counts completions `->poll` reaped.
+    pub(crate) fn count_polled(&self, n: u32) {
+        if n > 0 {
+            bump(&self.stats.polled, n.into());
         }
     }
 
-    /// Whether the test hook wants this interrupt ignored (disarming it).
-    pub(crate) fn take_lost_irq(&self) -> bool {
-        self.inject.load(Ordering::Relaxed) == Inject::LostIrq as u8
-            && self
-                .inject
-                .compare_exchange(
-                    Inject::LostIrq as u8,
-                    Inject::None as u8,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+    /// The test hooks armed on this queue.
+    pub(crate) fn hooks(&self) -> &InjectSlot {
+        &self.inject
     }
 
     /// Posts an admin completion for the waiting command.
@@ -472,8 +429,9 @@ impl<'bound> Queue<'bound> {
     ///
     /// # Safety
     ///
-    /// `tags` stays valid until the queue's interrupt is freed and nothing
-    /// else calls [`Self::tag_to_rq`] (the tag set is freed after that).
+    /// `tags` stays valid until nothing can call [`Self::tag_to_rq`] any
+    /// more: the queue's interrupt, the reset work and the disks (`->poll`,
+    /// timeouts) are gone before the tag set is freed.
     pub(crate) unsafe fn set_tags(&self, tags: *mut bindings::blk_mq_tags) {
         self.tags.store(tags, Ordering::Release);
     }

@@ -10,7 +10,8 @@
 # BENCH_JOBS (RW-BS-qdN[-bM][-jK]; -bM: fio submits and reaps M I/Os at a
 # time, iodepth_batch_submit = iodepth_batch_complete_min = M, the submission
 # batching that blk-mq hands the driver as one doorbell update; -jK: K fio
-# jobs of that depth, one per CPU when pinned, so one per CPU queue),
+# jobs of that depth, one per CPU when pinned, so one per CPU queue; -p:
+# polled, io_uring --hipri, on the poll queue each driver is loaded with),
 # BENCH_CPU (the CPU fio is pinned to, default 1; empty: not pinned.  Pinned,
 # every configuration submits on one queue whose interrupt is on that CPU;
 # unpinned, the scheduler moved fio between the CPUs mid-run, which split
@@ -26,7 +27,7 @@ out=${BENCH_OUT:?}
 runtime=${BENCH_RUNTIME:-8}
 cpu=${BENCH_CPU-1}
 rounds=${BENCH_ROUNDS:-3}
-jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16 randread-4k-qd1-j2 randread-4k-qd32-j2}
+jobs=${BENCH_JOBS:-randread-4k-qd32 randread-4k-qd1 read-128k-qd32 randread-4k-qd32-b16 randread-4k-qd1-j2 randread-4k-qd32-j2 randread-4k-qd1-p}
 mkdir -p "$out"
 : >"$out/marks.txt"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
@@ -38,8 +39,8 @@ read -r a b _ < <(nvme_bdfs | tr '\n' ' ') || true
 getconf CLK_TCK >"$out/clk_tck"
 [ "$runtime" -ge 3 ] || fail "BENCH_RUNTIME must be at least 3 s (CPU time is read 1 s inside each end)"
 for job in $jobs; do
-	[[ $job =~ ^[a-z]+-[0-9]+[kKmM]?-qd[0-9]+(-b[0-9]+)?(-j[0-9]+)?$ ]] ||
-		fail "bench job '$job' is not RW-BS-qdN[-bM][-jK]"
+	[[ $job =~ ^[a-z]+-[0-9]+[kKmM]?-qd[0-9]+(-b[0-9]+)?(-j[0-9]+)?(-p)?$ ]] ||
+		fail "bench job '$job' is not RW-BS-qdN[-bM][-jK][-p]"
 done
 cpu_stat() { # the "cpu" line of /proc/stat and the uptime, together
 	grep -m1 '^cpu ' /proc/stat
@@ -47,10 +48,11 @@ cpu_stat() { # the "cpu" line of /proc/stat and the uptime, together
 }
 mark_phase() { trace_mark "$out/marks.txt" "$a" "$1"; }
 
-# $b belongs to the in-tree driver, $a to ours.
+# $b belongs to the in-tree driver, $a to ours; each with one poll queue
+# (only polled I/O goes there: the other jobs keep one queue per CPU).
 echo nvme >"/sys/bus/pci/devices/$b/driver_override"
-insmod "${BENCH_KO:-$REPO}/nvme_dbbuf.ko"
-modprobe nvme
+insmod "${BENCH_KO:-$REPO}/nvme_dbbuf.ko" poll_queues=1
+modprobe nvme poll_queues=1
 [ "$(pci_driver "$b")" = nvme ] || echo "$b" >/sys/bus/pci/drivers/nvme/bind
 [ "$(pci_driver "$a")" = nvme_dbbuf ] || fail "$a not bound to nvme_dbbuf"
 ours=$(blkdev_of "$a") theirs=$(blkdev_of "$b")
@@ -61,7 +63,9 @@ echo "bench: nvme_dbbuf $a -> /dev/$ours, nvme $b -> /dev/$theirs, ${runtime}s p
 dmesg | grep -E "nvme_dbbuf $a: (shadow doorbells|Doorbell Buffer)" | tail -n 1
 
 for job in $jobs; do
-	IFS=- read -r rw bs qd batch njobs <<<"$job"
+	engine=(--ioengine=libaio)
+	case $job in *-p) engine=(--ioengine=io_uring --hipri) ;; esac
+	IFS=- read -r rw bs qd batch njobs <<<"${job%-p}"
 	case $batch in j*) njobs=$batch batch= ;; esac
 	qd=${qd#qd} batch=${batch#b} njobs=${njobs#j}
 	njobs=${njobs:-1}
@@ -90,7 +94,7 @@ for job in $jobs; do
 			mark_phase "$name-begin"
 			(sleep 1 && cpu_stat && sleep $((runtime - 2)) && cpu_stat) >"$out/$name.stat" &
 			stat_pid=$!
-			fio --name="$job" --filename="$dev" --direct=1 --ioengine=libaio --numjobs="$njobs" --group_reporting \
+			fio --name="$job" --filename="$dev" --direct=1 "${engine[@]}" --numjobs="$njobs" --group_reporting \
 				--rw="$rw" --bs="$bs" --iodepth="$qd" "${batching[@]}" "${pin[@]}" --time_based --runtime="$runtime" \
 				--norandommap --randrepeat=0 --output-format=json --output="$out/$name.json" \
 				>/dev/null 2>&1 || fail "fio $name"

@@ -31,6 +31,9 @@ RUNS = {
     ("nvme_dbbuf-1", "randread-4k-qd32-j2"): [(300, 100, 3000, 300.0), (280, 120, 1500, 150.0),
                                               (500, 100, 3000, 300.0)],
     ("nvme-1", "randread-4k-qd32-j2"): [(400, 200, 3000, 240.0)] * 3,
+    ("nvme_dbbuf-0", "randread-4k-qd1-p"): [(1000, 1000, 1000, 500.0)] * 3,
+    ("nvme_dbbuf-1", "randread-4k-qd1-p"): [(900, 800, 1000, 450.0)] * 3,
+    ("nvme-1", "randread-4k-qd1-p"): [(1000, 1000, 1000, 600.0)] * 3,
 }
 # Guest: between its two readings (2 s apart by /proc/uptime) a run spends
 # 100 ticks user, 7 nice, 50 system, 20 irq, 30 softirq (busy 207 ticks =
@@ -127,8 +130,12 @@ with tempfile.TemporaryDirectory() as d:
     p = run_report(d)
     must_succeed("bench-report", p)
     out = json.load(open(f"{d}/nvme.json"))
-    runs = {(r["driver"], r["dbbuf"], r["batch"], r["numjobs"], r["round"]): r for r in out["runs"]}
-    check("27 runs", len(out["runs"]) == 27)
+    runs = {(r["driver"], r["dbbuf"], r["batch"], r["numjobs"], r["round"]): r
+            for r in out["runs"] if not r["polled"]}
+    check("36 runs", len(out["runs"]) == 36)
+    check("polled job parsed and reported apart",
+          sum(r["polled"] for r in out["runs"]) == 9
+          and ("randread 4k QD1 polled", "nvme (in-tree)") in {(x["job"], x["configuration"]) for x in out["summary"]})
     r = runs[("nvme_dbbuf", True, None, 1, 3)]
     check("per-run counts: I/O-queue doorbells inside the run only",
           (r["mmio_sq_doorbells"], r["mmio_cq_doorbells"], r["mmio_doorbells_per_io"]) == (500, 100, 0.3))

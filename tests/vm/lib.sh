@@ -60,6 +60,30 @@ check_splats() {
 	[ -z "$s" ] || { echo "$s"; fail "kernel splat in dmesg"; }
 }
 
+# The I/O memory of controller debugfs dir $1 once it is idle: every block
+# of either pool given back exactly once (a leak or a double free on some
+# completion path shows as a difference), and with $2 set (pool names),
+# those were used at all.  udev's probe after a writer closes the disk
+# reads through the pools too: settle, and give in-flight reads a moment.
+pools_idle() {
+	local m p i ok
+	udevadm settle -t 10 || true
+	for i in $(seq 20); do
+		m=$(cat "$1/memory") || fail "no memory file in $1"
+		ok=1
+		for p in prp_lists sg_lists; do
+			grep -qE "^$p taken ([0-9]+) given_back \1 " <<<"$m" || ok=0
+		done
+		[ $ok = 1 ] && break
+		sleep 0.5
+	done
+	log "$(echo $m)"
+	[ $ok = 1 ] || fail "pool blocks not given back exactly once when idle: $(echo $m)"
+	for p in ${2:-}; do
+		grep -qE "^$p taken [1-9]" <<<"$m" || fail "$p: never used"
+	done
+}
+
 # PCI addresses of all NVMe controllers.
 nvme_bdfs() {
 	local d

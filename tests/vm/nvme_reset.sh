@@ -81,4 +81,6 @@ for what in bad_cid dup_cid; do
 	[ "$resets1" -gt "$resets0" ] || fail "$what: reset counter did not move ($resets0 -> $resets1)"
 	log "$what: resets $resets0 -> $resets1"
 done
+# Requests taken back by the resets gave back their pool blocks.
+pools_idle "$ctl"
 rmmod nvme_dbbuf

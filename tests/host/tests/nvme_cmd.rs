@@ -38,13 +38,16 @@ fn common_fields() {
 
 #[test]
 fn create_cq_layout() {
-    let b = bytes(&create_cq(3, 1024, 0xdead_b000, 5));
+    let b = bytes(&create_cq(3, 1024, 0xdead_b000, Some(5)));
     assert_eq!(b[0], 0x05);
     assert_eq!(le64(&b, 24), 0xdead_b000);
     assert_eq!(le16(&b, 40), 3); // cqid
     assert_eq!(le16(&b, 42), 1023); // qsize, 0-based
     assert_eq!(le16(&b, 44), 0b11); // NVME_QUEUE_PHYS_CONTIG | NVME_CQ_IRQ_ENABLED
     assert_eq!(le16(&b, 46), 5); // irq_vector
+                                 // A polled queue: no interrupts, no vector.
+    let b = bytes(&create_cq(4, 64, 0xdead_c000, None));
+    assert_eq!((le16(&b, 40), le16(&b, 44), le16(&b, 46)), (4, 0b01, 0));
 }
 
 #[test]
@@ -112,6 +115,11 @@ fn read_write() {
     let r = DsmRange::new(0x10, 0x20);
     let rb: [u8; 16] = unsafe { core::mem::transmute(r) };
     assert_eq!((le32(&rb, 0), le32(&rb, 4), le64(&rb, 8)), (0, 0x20, 0x10));
+    let [w0, w1] = r.words();
+    let mut wb = [0u8; 16];
+    wb[..8].copy_from_slice(&w0.to_ne_bytes());
+    wb[8..].copy_from_slice(&w1.to_ne_bytes());
+    assert_eq!(wb, rb);
 }
 
 #[test]

@@ -62,6 +62,15 @@ fn check(segs: &[(u64, u32)]) {
         bytes(&want),
         "{segs:?} -> {p:?}"
     );
+    // The driver takes a list block only when `needs_list` says so: it must
+    // agree with what `build` does, and `build` must then need no list.
+    let need = needs_list(segs[0].0, total as u32, PAGE);
+    assert_eq!(need, p.list_len > 0, "{segs:?}: needs_list {need}, {p:?}");
+    assert_eq!(
+        build(segs.iter().copied(), PAGE, &mut [], 0).is_ok(),
+        !need,
+        "{segs:?}"
+    );
 }
 
 #[test]
