@@ -665,11 +665,10 @@ unsafe extern "C" fn init_hctx(
     let Some(queue) = shared.queues.get(index as usize) else {
         return EINVAL.to_errno();
     };
-    // SAFETY: `hctx` is being initialised by blk-mq for us; its tags live
-    // as long as the tag set, which is freed after everything that reaps
-    // completions: the disks (`->poll`, timeouts) and the queues'
-    // interrupts and reset work (the controller's teardown and field
-    // order).
+    // The tag set, whose tags these are, is freed after everything that
+    // reaps completions: the disks (`->poll`, timeouts), the queues'
+    // interrupts and the reset work (teardown and field order).
+    // SAFETY: `hctx` is being initialised by blk-mq for us; see above.
     unsafe {
         (*hctx).driver_data = core::ptr::from_ref::<Queue<'_>>(queue).cast_mut().cast();
         queue.set_tags((*hctx).tags);
@@ -727,10 +726,10 @@ unsafe extern "C" fn map_queues(set: *mut bindings::blk_mq_tag_set) {
         if n == 0 {
             continue;
         }
-        // SAFETY: `map` is one of the set's maps, `dev` the bound device.
         // The interrupt queues follow their vectors' affinity (a plain
         // spread when the vectors carry none: MSI/INTx); the poll queues
         // have none, so they get the plain spread.
+        // SAFETY: `map` is one of the set's maps, `dev` the bound device.
         unsafe {
             if ty == bindings::hctx_type_HCTX_TYPE_POLL as usize {
                 bindings::blk_mq_map_queues(map);

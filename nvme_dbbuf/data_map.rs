@@ -301,9 +301,9 @@ unsafe fn map_single(
         return Ok(None);
     }
     let dir = dma_dir(write);
-    // SAFETY: `page` + `offset` .. + `len` is the request's data (a
-    // multi-page bio_vec is physically contiguous); `dev` is our DMA
-    // device.
+    // (A multi-page bio_vec is physically contiguous.)
+    // SAFETY: `page` + `offset` .. + `len` is the request's data; `dev` is
+    // our DMA device.
     let dma =
         unsafe { bindings::dma_map_page_attrs(dev, page, offset as usize, len as usize, dir, 0) };
     // `dma_mapping_error()`, an inline: DMA debug wants to be told the

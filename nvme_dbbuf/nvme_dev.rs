@@ -148,10 +148,11 @@ impl<'bound> NvmeDev<'bound> {
             disks <- new_mutex!(KVec::new()),
             irqs: SetOnce::new(),
             admin_irq: SetOnce::new(),
+            // The queues, which queue the work, are created by the
+            // bring-up; dropping the field cancels it, after the last
+            // interrupt.
             // SAFETY: `this` is this controller, complete before anything
-            // can queue the work (the queues do, created by the bring-up)
-            // and alive until the field is dropped, which cancels it, after
-            // the last interrupt.
+            // can queue the work and alive until the field is dropped.
             reset_work: unsafe { OwnedResetWork::new(this)? },
             tagset: SetOnce::new(),
             vectors: SetOnce::new(),

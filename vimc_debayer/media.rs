@@ -169,10 +169,11 @@ impl MediaDevice {
 #[pinned_drop]
 impl PinnedDrop for MediaDevice {
     fn drop(self: Pin<&mut Self>) {
+        // Reverse order of registration, then the media device's internal
+        // state.
         // SAFETY: the V4L2 device was registered by `new` (a `MediaDevice`
         // exists only if it succeeded); unregistering a media device that
-        // `register` never registered is a no-op.  Reverse order, then the
-        // media device's internal state.
+        // `register` never registered is a no-op.
         unsafe {
             sys::media_device_unregister(self.mdev());
             sys::v4l2_device_unregister(self.v4l2());

@@ -271,11 +271,12 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
 #[pinned_drop]
 impl<T, const N: usize> PinnedDrop for Subdev<T, N> {
     fn drop(self: Pin<&mut Self>) {
+        // After the unregistration no ioctl reaches the sub-device or its
+        // controls: cleanup frees the active state if allocated, then the
+        // handler goes (zeroed or initialised, both accepted), then, after
+        // this function, the entity's data.
         // SAFETY: unregistering is a no-op for a sub-device that never was
-        // registered (`v4l2_dev` NULL).  After it no ioctl reaches the
-        // sub-device or its controls: cleanup frees the active state if
-        // allocated, then the handler goes (zeroed or initialised, both
-        // accepted), then, after this function, the entity's data.
+        // registered (`v4l2_dev` NULL); the rest as said above.
         unsafe {
             sys::v4l2_device_unregister_subdev(self.sd.get());
             sys::v4l2_subdev_cleanup(self.sd.get());

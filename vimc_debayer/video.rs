@@ -381,12 +381,12 @@ impl<T: VideoOps> VideoNode<T> {
         for c in self.inherited() {
             let added = c.raw();
             self.kept.lock().push(c, GFP_KERNEL)?;
-            // SAFETY: `hdl` is pinned in `self`, not yet shared, and freed
-            // in `drop` after the node is unregistered; `added` is an
-            // initialised handler that `kept` keeps alive until after
-            // that (`Controls`' invariants).  The handler lock has a class
-            // of its own: adding locks the added handler's lock, then
-            // this one's.
+            // The handler lock has a class of its own: adding locks the
+            // added handler's lock, then this one's.
+            // `hdl` is freed in `drop` after the node is unregistered;
+            // `kept` keeps `added` alive until after that (`Controls`).
+            // SAFETY: `hdl` is pinned in `self`, not yet shared; `added` is
+            // an initialised handler, alive as said above.
             unsafe {
                 if !any {
                     to_result(sys::v4l2_ctrl_handler_init_class(
