@@ -752,6 +752,9 @@ unsafe extern "C" fn poll(
 ) -> i32 {
     // SAFETY: see `queue_rq`.
     let queue = unsafe { &*(*hctx).driver_data.cast::<Queue<'_>>() };
+    if !queue.cqe_pending() {
+        return 0;
+    }
     let n = queue.reap(|cqe| IoCompleter::complete(queue, cqe)).count;
     queue.count_polled(n);
     i32::try_from(n).unwrap_or(i32::MAX)

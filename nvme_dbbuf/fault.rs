@@ -4,8 +4,9 @@
 //! completion, a lost interrupt (debugfs `inject`), lost I/O completions
 //! (parameter `fault_lose_io`).
 //!
-//! Like the in-tree driver's `fault_inject`, they exist only with
-//! `CONFIG_FAULT_INJECTION_DEBUG_FS`: without it [`HOOKS`] is a constant
+//! Like the in-tree driver's `fault_inject`, they work only with
+//! `CONFIG_FAULT_INJECTION_DEBUG_FS`: without it there is no `inject` file,
+//! `fault_lose_io` is ignored (with a warning), [`HOOKS`] is a constant
 //! `false` and every check on the I/O path compiles to nothing.
 
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -40,9 +41,7 @@ impl InjectSlot {
 
     /// Arms `what` for the next completion reaped.
     pub(crate) fn arm(&self, what: Inject) {
-        if HOOKS {
-            self.0.store(what as u8, Ordering::Relaxed);
-        }
+        self.0.store(what as u8, Ordering::Relaxed);
     }
 
     /// What is armed: a plain load, as this runs for every completion and
@@ -112,15 +111,11 @@ impl NvmeDev<'_> {
     /// Debugfs `inject`: the next controller disable finds CSTS.RDY stuck
     /// at 1.
     pub(crate) fn inject_stuck_rdy(&self) {
-        if HOOKS {
-            self.ctrl.fake_stuck_rdy.store(true, Ordering::Relaxed);
-        }
+        self.ctrl.fake_stuck_rdy.store(true, Ordering::Relaxed);
     }
 
     /// Debugfs `inject`: the next admin completion is lost.
     pub(crate) fn inject_lost_admin(&self) {
-        if HOOKS {
-            self.ctrl.fake_lost_admin.store(true, Ordering::Relaxed);
-        }
+        self.ctrl.fake_lost_admin.store(true, Ordering::Relaxed);
     }
 }

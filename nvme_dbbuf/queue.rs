@@ -3,7 +3,7 @@
 //! One NVMe submission/completion queue pair: the rings in coherent DMA
 //! memory, the tail/head/phase state, and the two doorbells.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
@@ -184,6 +184,11 @@ pub(crate) struct Queue<'bound> {
     /// command id back into a request.  Null, or valid until the tag set
     /// is freed ([`Self::set_tags`]).
     tags: AtomicPtr<bindings::blk_mq_tags>,
+    /// Where the next completion will appear, `head | phase << 16`: a copy
+    /// of the CQ state for [`Self::cqe_pending`], which reads it without
+    /// the lock (stale at worst, which only delays a completion to the
+    /// next poll).
+    cq_next: AtomicU32,
     pub(crate) stats: Stats,
     /// Set when a reset failed to bring the queue back: requests fail fast.
     dead: AtomicBool,
@@ -243,6 +248,7 @@ impl<'bound> Queue<'bound> {
                 "nvme_dbbuf:cq"
             ),
             tags: AtomicPtr::new(core::ptr::null_mut()),
+            cq_next: AtomicU32::new(1 << 16),
             stats: Stats::default(),
             dead: AtomicBool::new(false),
             reset_work,
@@ -284,6 +290,7 @@ impl<'bound> Queue<'bound> {
         sq.rung = 0;
         cq.head = 0;
         cq.phase = true;
+        self.cq_next.store(1 << 16, Ordering::Relaxed);
     }
 
     /// Chooses how this queue's doorbells are published.  Only while the
@@ -390,20 +397,19 @@ impl<'bound> Queue<'bound> {
         let old = c.head;
         let mut count = 0;
         loop {
-            // SAFETY: `head < depth`, the ring's length.
-            let slot = unsafe { self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)) };
-            // Only the dword with the phase tag first: it is the device's
-            // "entry valid" flag, written with the entry.
-            // SAFETY: `slot` is in the ring; the device may write it
-            // concurrently, hence volatile.
-            let dw3 = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*slot).dw3)) };
-            if Cqe::phase_of_dw3(dw3) != c.phase {
+            // Only the phase tag first: it is the device's "entry valid"
+            // flag, written with the entry.
+            if self.phase_at(c.head) != Some(c.phase) {
                 break;
             }
             // The rest of the entry only after seeing the phase flip.
             dma_mb(Read);
-            // SAFETY: as above.
-            let cqe = unsafe { core::ptr::read_volatile(slot) };
+            // SAFETY: `head < depth` (checked by `phase_at`), the ring's
+            // length; the device may write the ring concurrently, hence
+            // volatile.
+            let cqe = unsafe {
+                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
+            };
             f(&cqe);
             count += 1;
             if c.head + 1 == self.depth {
@@ -414,6 +420,8 @@ impl<'bound> Queue<'bound> {
             }
         }
         if count > 0 {
+            let next = u32::from(c.head) | (u32::from(c.phase) << 16);
+            self.cq_next.store(next, Ordering::Relaxed);
             bump(&self.stats.reaped, count.into());
             if c.path.publish(c.head, old) {
                 self.db.ring_cq(c.head);
@@ -423,6 +431,29 @@ impl<'bound> Queue<'bound> {
             }
         }
         Reaped { count }
+    }
+
+    /// The phase tag of CQ entry `head` as the device last wrote it, or
+    /// `None` past the ring.
+    fn phase_at(&self, head: u16) -> Option<bool> {
+        if head >= self.depth {
+            return None;
+        }
+        // SAFETY: `head < depth`, the ring's length; the device may write
+        // the entry concurrently, hence volatile.
+        let dw3 = unsafe {
+            let slot = self.cq.as_ptr().cast::<Cqe>().add(usize::from(head));
+            core::ptr::read_volatile(core::ptr::addr_of!((*slot).dw3))
+        };
+        Some(Cqe::phase_of_dw3(dw3))
+    }
+
+    /// Whether a completion waits at the CQ head, without taking the CQ
+    /// lock: `->poll` is called in a loop while polled I/O waits, and most
+    /// calls find nothing (as the in-tree `nvme_cqe_pending`).
+    pub(crate) fn cqe_pending(&self) -> bool {
+        let next = self.cq_next.load(Ordering::Relaxed);
+        self.phase_at(next as u16) == Some(next >> 16 != 0)
     }
 
     /// Gives the queue its blk-mq tags.
