@@ -75,7 +75,7 @@ use timing::Timings;
 #[pin_data(PinnedDrop)]
 struct Pipeline {
     dev: ARef<Device>,
-    graph: Graph,
+    _media: media::Registration,
     _debugfs: Dir,
     /// Per-entity frame processing times; write anything to zero them.
     #[pin]
@@ -92,10 +92,13 @@ impl Pipeline {
         module: &'static ThisModule,
     ) -> Result<impl PinInit<Self, Error> + 'a> {
         let timings = Arc::new(Timings::new(), GFP_KERNEL)?;
-        let graph = Graph::new(dev, module, &timings)?;
+        let media = media::Registration::new(dev, c"vimc_debayer", module, |media| {
+            Graph::new(media, module, &timings)
+        })?;
+        dev_ddbg!(dev, "media graph registered\n");
         let dir = Dir::new(c"vimc_debayer");
         Ok(try_pin_init!(Self {
-            graph,
+            _media: media,
             _timing <- dir.read_write_callback_file(c"timing", timings, &timing_show, &timing_reset),
             _inject_warn <- dir.write_callback_file(c"inject_warn", (), &inject_warn),
             _debugfs: dir,
@@ -105,18 +108,15 @@ impl Pipeline {
 }
 
 /// The media graph: Sensor A -> Debayer A -> Scaler -> Capture, and
-/// Sensor A -> Raw Capture 0, links enabled.
+/// Sensor A -> Raw Capture 0, links enabled; owned by the media device.
 ///
 /// Each entity is pinned in its allocation before the C side learns its
 /// address.  Fields drop in declaration order: the capture nodes first
-/// (stopping any stream, whose thread reads the others, and dropping their
-/// references to the sub-devices), then the sub-devices, then the media
-/// device.
+/// (their references to the sub-devices with them), then the sub-devices.
 struct Graph {
     /// Dropped first: the nodes hold the entities too (`Sources`).
-    _nodes: Pin<KBox<capture::Nodes>>,
-    _sources: streamer::Sources,
-    _media: Pin<KBox<media::MediaDevice>>,
+    nodes: Pin<KBox<capture::Nodes>>,
+    sources: streamer::Sources,
 }
 
 /// A registered sub-device, shared with the capture nodes.
@@ -132,51 +132,47 @@ fn subdev<T: pad_ops::PadOps<N>, const N: usize>(
 }
 
 impl Graph {
+    /// The sub-devices, registered with `media`'s V4L2 device (no device
+    /// node yet), and the capture nodes, not registered.
     fn new(
-        dev: &Device<Bound>,
+        media: &media::MediaDevice,
         module: &'static ThisModule,
         timings: &Arc<Timings>,
-    ) -> Result<Self> {
-        let media = KBox::pin_init(media::MediaDevice::new(dev, c"vimc_debayer"), GFP_KERNEL)?;
+    ) -> Result<KBox<Self>> {
         let streams = streamer::Streams::new()?;
         let sensor = sensor::Sensor::new(streams.clone());
         let debayer = debayer::Debayer::new(streams.clone());
         let scaler = scaler::Scaler::new(streams);
         let sources = streamer::Sources {
-            sensor: subdev(sensor, &media, module, kernel::static_lock_class!())?,
-            debayer: subdev(debayer, &media, module, kernel::static_lock_class!())?,
-            scaler: subdev(scaler, &media, module, kernel::static_lock_class!())?,
+            sensor: subdev(sensor, media, module, kernel::static_lock_class!())?,
+            debayer: subdev(debayer, media, module, kernel::static_lock_class!())?,
+            scaler: subdev(scaler, media, module, kernel::static_lock_class!())?,
         };
         let centric = *module_parameters::video_centric.value_ref();
         let nodes = KBox::pin_init(capture::nodes(&sources, timings, centric)?, GFP_KERNEL)?;
-        nodes.as_ref().register(&media, module)?;
-        let [rgb, raw] = nodes.nodes();
-        let (sensor, debayer, scaler) = sources.get();
-        for (src, src_pad, sink, sink_pad) in [
-            (
-                sensor.entity(),
-                sensor::SRC,
-                debayer.entity(),
-                debayer::SINK,
-            ),
-            (
-                debayer.entity(),
-                debayer::SRC,
-                scaler.entity(),
-                scaler::SINK,
-            ),
-            (scaler.entity(), scaler::SRC, rgb.entity(), 0),
-            (sensor.entity(), sensor::SRC, raw.entity(), 0),
-        ] {
-            subdev::link(src, src_pad as u16, sink, sink_pad as u16)?;
+        Ok(KBox::new(Self { nodes, sources }, GFP_KERNEL)?)
+    }
+}
+
+impl media::MediaGraph for Graph {
+    fn register(
+        self: Pin<&Self>,
+        media: &media::MediaDevice,
+        module: &'static ThisModule,
+    ) -> Result {
+        self.nodes.as_ref().register(media, module)?;
+        let [rgb, raw] = self.nodes.nodes();
+        let (sensor, debayer, scaler) = self.sources.get();
+        let links: [(&dyn subdev::Entity, u32, &dyn subdev::Entity, u32); 4] = [
+            (sensor, sensor::SRC, debayer, debayer::SINK),
+            (debayer, debayer::SRC, scaler, scaler::SINK),
+            (scaler, scaler::SRC, rgb, 0),
+            (sensor, sensor::SRC, raw, 0),
+        ];
+        for (src, src_pad, sink, sink_pad) in links {
+            media.link(src, src_pad as u16, sink, sink_pad as u16)?;
         }
-        media.register(module)?;
-        dev_ddbg!(dev, "media graph registered\n");
-        Ok(Self {
-            _nodes: nodes,
-            _sources: sources,
-            _media: media,
-        })
+        Ok(())
     }
 }
 

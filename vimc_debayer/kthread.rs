@@ -38,18 +38,17 @@ impl<T: Tick> Ticker<T> {
         let data = core::ptr::from_ref(&*ctx).cast_mut().cast();
         // SAFETY: `data` is the boxed context, which the returned `Ticker`
         // keeps until `drop` has stopped the thread; the name has no
-        // format directives.
+        // format directives; a new kthread waits for its first wake-up.
         let task = unsafe {
-            bindings::kthread_create_on_node(
+            let task = kernel::error::from_err_ptr(bindings::kthread_create_on_node(
                 Some(run::<T>),
                 data,
                 bindings::NUMA_NO_NODE,
                 name.as_char_ptr(),
-            )
+            ))?;
+            bindings::wake_up_process(task);
+            task
         };
-        let task = kernel::error::from_err_ptr(task)?;
-        // SAFETY: a new kthread waiting for its first wake-up.
-        unsafe { bindings::wake_up_process(task) };
         Ok(Self { task, _ctx: ctx })
     }
 }
@@ -70,20 +69,29 @@ impl<T: Tick> Drop for Ticker<T> {
 /// Started by `Ticker::start` with its context.
 unsafe extern "C" fn run<T: Tick>(data: *mut c_void) -> i32 {
     // SAFETY: `data` is the `T` the `Ticker` owns, which waits for this
-    // thread in `kthread_stop` before touching it.
-    let ctx = unsafe { &mut *data.cast::<T>() };
-    // Without the freezer, `set_freezable` is a static inline no-op.
-    // SAFETY: plain calls on the current kthread; the freezer parks it in
-    // `kthread_freezable_should_stop`, between ticks.
-    #[cfg(CONFIG_FREEZER)]
-    unsafe {
-        super::media::sys::set_freezable()
+    // thread in `kthread_stop` before touching it.  (Without the freezer,
+    // `set_freezable` is a static inline no-op.)
+    let ctx = unsafe {
+        #[cfg(CONFIG_FREEZER)]
+        super::media::sys::set_freezable();
+        &mut *data.cast::<T>()
     };
-    // SAFETY: as above; a NULL `was_frozen` is allowed.
-    while !unsafe { bindings::kthread_freezable_should_stop(core::ptr::null_mut()) } {
+    // Tick, sleep, then check: a stop during either ends the loop at the
+    // check (`kthread` calls no thread function told to stop before it
+    // started).
+    loop {
         ctx.tick();
-        // SAFETY: as above; `kthread_stop` and the freezer wake us early.
-        unsafe { bindings::schedule_timeout_interruptible(T::INTERVAL) };
+        // SAFETY: plain calls on the current kthread; `kthread_stop` and
+        // the freezer wake it early, and the freezer parks it in
+        // `kthread_freezable_should_stop`, between ticks; a NULL
+        // `was_frozen` is allowed.
+        let stop = unsafe {
+            bindings::schedule_timeout_interruptible(T::INTERVAL);
+            bindings::kthread_freezable_should_stop(core::ptr::null_mut())
+        };
+        if stop {
+            break;
+        }
     }
     0
 }

@@ -37,34 +37,46 @@ impl State<'_> {
 
     /// The format of `pad`.
     pub(crate) fn fmt(&self, pad: u32) -> Option<Fmt> {
-        // SAFETY: by the invariants; NULL (`None`) for a pad not there.
-        let m = unsafe { sys::__v4l2_subdev_state_get_format(self.ptr, pad, 0).as_ref() };
-        m.map(super::subdev::fmt_of)
+        self.get(sys::__v4l2_subdev_state_get_format, pad)
+            .map(super::subdev::fmt_of)
     }
 
     /// Sets the format of `pad`.
     pub(crate) fn set_fmt(&mut self, pad: u32, f: Fmt) -> Result {
-        // SAFETY: as `fmt`; `&mut self` is the only way to the state.
-        let m = unsafe { sys::__v4l2_subdev_state_get_format(self.ptr, pad, 0).as_mut() };
+        let m = self.get_mut(sys::__v4l2_subdev_state_get_format, pad);
         super::subdev::mbus_fmt(f, m.ok_or(EINVAL)?);
         Ok(())
     }
 
     /// The crop rectangle of `pad`.
     pub(crate) fn crop(&self, pad: u32) -> Option<Rect> {
-        // SAFETY: as `fmt`.
-        let r = unsafe { sys::__v4l2_subdev_state_get_crop(self.ptr, pad, 0).as_ref() };
-        r.map(rect_of)
+        self.get(sys::__v4l2_subdev_state_get_crop, pad)
+            .map(rect_of)
     }
 
     /// Sets the crop rectangle of `pad`.
     pub(crate) fn set_crop(&mut self, pad: u32, r: Rect) -> Result {
-        // SAFETY: as `set_fmt`.
-        let out = unsafe { sys::__v4l2_subdev_state_get_crop(self.ptr, pad, 0).as_mut() };
+        let out = self.get_mut(sys::__v4l2_subdev_state_get_crop, pad);
         set_rect(r, out.ok_or(EINVAL)?);
         Ok(())
     }
+
+    /// `pad`'s entry (stream 0) of the state's table `get` reads.
+    fn get<R>(&self, get: Getter<R>, pad: u32) -> Option<&R> {
+        // SAFETY: by the invariants; `get` is one of the core's state
+        // accessors (private to this type), NULL for a pad not there.
+        unsafe { get(self.ptr, pad, 0).as_ref() }
+    }
+
+    /// As `get`, to change the entry.
+    fn get_mut<R>(&mut self, get: Getter<R>, pad: u32) -> Option<&mut R> {
+        // SAFETY: as `get`; `&mut self` is the only way to the state.
+        unsafe { get(self.ptr, pad, 0).as_mut() }
+    }
 }
+
+/// A sub-device state accessor of the V4L2 core (format, crop).
+type Getter<R> = unsafe extern "C" fn(*mut sys::v4l2_subdev_state, u32, u32) -> *mut R;
 
 fn rect_of(r: &sys::v4l2_rect) -> Rect {
     Rect {
@@ -137,12 +149,6 @@ pub(crate) trait PadOps<const N: usize>: Send + Sync + Sized + 'static {
 /// The C operation tables of `T`.
 pub(crate) struct Tables<T, const N: usize>(PhantomData<T>);
 
-const fn zeroed<Z>() -> Z {
-    // SAFETY: used only for the C operation and config structures, whose
-    // all-zero value is "no such operation"/"default" in every field.
-    unsafe { core::mem::zeroed() }
-}
-
 impl<T: PadOps<N>, const N: usize> Tables<T, N> {
     const PAD: OpsTable<sys::v4l2_subdev_pad_ops> = OpsTable(sys::v4l2_subdev_pad_ops {
         enum_mbus_code: Some(enum_mbus_code::<T, N>),
@@ -159,13 +165,13 @@ impl<T: PadOps<N>, const N: usize> Tables<T, N> {
         } else {
             None
         },
-        ..zeroed()
+        ..pin_init::zeroed()
     });
     const CORE: OpsTable<sys::v4l2_subdev_core_ops> = OpsTable(sys::v4l2_subdev_core_ops {
         log_status: Some(sys::v4l2_ctrl_subdev_log_status),
         subscribe_event: Some(sys::v4l2_ctrl_subdev_subscribe_event),
         unsubscribe_event: Some(sys::v4l2_event_subdev_unsubscribe),
-        ..zeroed()
+        ..pin_init::zeroed()
     });
     const OPS: OpsTable<sys::v4l2_subdev_ops> = OpsTable(sys::v4l2_subdev_ops {
         core: if T::CONTROLS.is_empty() {
@@ -174,16 +180,16 @@ impl<T: PadOps<N>, const N: usize> Tables<T, N> {
             &Self::CORE.0
         },
         pad: &Self::PAD.0,
-        ..zeroed()
+        ..pin_init::zeroed()
     });
     const INTERNAL: OpsTable<sys::v4l2_subdev_internal_ops> =
         OpsTable(sys::v4l2_subdev_internal_ops {
             init_state: Some(init_state::<T, N>),
-            ..zeroed()
+            ..pin_init::zeroed()
         });
     const CTRL: OpsTable<sys::v4l2_ctrl_ops> = OpsTable(sys::v4l2_ctrl_ops {
         s_ctrl: Some(s_ctrl::<T, N>),
-        ..zeroed()
+        ..pin_init::zeroed()
     });
 
     pub(crate) const fn ops() -> &'static sys::v4l2_subdev_ops {
@@ -221,106 +227,93 @@ unsafe extern "C" fn init_state<T: PadOps<N>, const N: usize>(
     0
 }
 
-/// # Safety
-///
-/// Called by the V4L2 core with a valid request.
-unsafe extern "C" fn enum_mbus_code<T: PadOps<N>, const N: usize>(
-    _sd: *mut sys::v4l2_subdev,
-    _state: *mut sys::v4l2_subdev_state,
-    code: *mut sys::v4l2_subdev_mbus_code_enum,
-) -> i32 {
-    // SAFETY: the core passes a valid request for the call.
-    let code = unsafe { &mut *code };
-    match T::enum_code(code.pad, code.index as usize) {
-        Some(c) => {
-            code.code = c;
-            0
+/// Defines pad-op trampolines: `fn name(this, req: REQ) -> i32 {..}` (or
+/// `fn name(this, req: REQ, mut st)` for ops that use the state) becomes the C
+/// function the core calls with a `Subdev<T, N>`'s sub-device and a
+/// request, giving the body the entity, the locked state and the request
+/// as references.
+macro_rules! pad_ops {
+    ($(fn $name:ident($this:ident, $req:ident: $ty:ty $(, mut $st:ident)?) -> i32 $body:block)*) => {$(
+        /// # Safety
+        ///
+        /// Called by the V4L2 core with the sub-device of a registered
+        /// `Subdev<T, N>`, a valid request ours for the call and, for the
+        /// ops that use it, the state the request is for, locked.
+        unsafe extern "C" fn $name<T: PadOps<N>, const N: usize>(
+            sd: *mut sys::v4l2_subdev,
+            #[allow(unused_variables)] state: *mut sys::v4l2_subdev_state,
+            req: *mut $ty,
+        ) -> i32 {
+            // SAFETY: per the function's contract (a state only where the
+            // op uses one, as in-kernel callers may pass none).
+            #[allow(unused_variables)]
+            let ($this, $req) = unsafe { (owner::<T, N>(sd), &mut *req) };
+            $(
+                // SAFETY: as above; this op's state is given and locked.
+                #[allow(unused_mut)]
+                let mut $st = unsafe { State::from_raw(state) };
+            )?
+            $body
         }
-        None => EINVAL.to_errno(),
-    }
-}
-
-/// # Safety
-///
-/// Called by the V4L2 core with a valid request.
-unsafe extern "C" fn enum_frame_size<T: PadOps<N>, const N: usize>(
-    _sd: *mut sys::v4l2_subdev,
-    _state: *mut sys::v4l2_subdev_state,
-    fse: *mut sys::v4l2_subdev_frame_size_enum,
-) -> i32 {
-    // SAFETY: the core passes a valid request for the call.
-    let fse = unsafe { &mut *fse };
-    if fse.index != 0 || !T::knows_code(fse.pad, fse.code) {
-        return EINVAL.to_errno();
-    }
-    fse.min_width = formats::MIN_WIDTH;
-    fse.max_width = formats::MAX_WIDTH;
-    fse.min_height = formats::MIN_HEIGHT;
-    fse.max_height = formats::MAX_HEIGHT;
-    0
+    )*};
 }
 
 fn is_active(which: u32) -> bool {
     which == sys::v4l2_subdev_format_whence_V4L2_SUBDEV_FORMAT_ACTIVE
 }
 
-/// # Safety
-///
-/// Called by the V4L2 core with our sub-device, a valid request and its
-/// state, locked.
-unsafe extern "C" fn set_fmt<T: PadOps<N>, const N: usize>(
-    sd: *mut sys::v4l2_subdev,
-    state: *mut sys::v4l2_subdev_state,
-    fmt: *mut sys::v4l2_subdev_format,
-) -> i32 {
-    // SAFETY: per the function's contract.
-    let (this, fmt, mut st) = unsafe { (owner::<T, N>(sd), &mut *fmt, State::from_raw(state)) };
-    let req = super::subdev::fmt_of(&fmt.format);
-    match this.set_fmt(&mut st, is_active(fmt.which), fmt.pad, req) {
-        Ok(new) => {
-            super::subdev::mbus_fmt(new, &mut fmt.format);
-            0
+pad_ops! {
+    fn enum_mbus_code(this, code: sys::v4l2_subdev_mbus_code_enum) -> i32 {
+        match T::enum_code(code.pad, code.index as usize) {
+            Some(c) => {
+                code.code = c;
+                0
+            }
+            None => EINVAL.to_errno(),
         }
-        Err(e) => e.to_errno(),
     }
-}
 
-/// # Safety
-///
-/// As `set_fmt`.
-unsafe extern "C" fn get_selection<T: PadOps<N>, const N: usize>(
-    _sd: *mut sys::v4l2_subdev,
-    state: *mut sys::v4l2_subdev_state,
-    sel: *mut sys::v4l2_subdev_selection,
-) -> i32 {
-    // SAFETY: per the function's contract.
-    let (sel, st) = unsafe { (&mut *sel, State::from_raw(state)) };
-    match T::get_selection(&st, sel.pad, sel.target) {
-        Ok(r) => {
-            set_rect(r, &mut sel.r);
-            0
+    fn enum_frame_size(this, fse: sys::v4l2_subdev_frame_size_enum) -> i32 {
+        if fse.index != 0 || !T::knows_code(fse.pad, fse.code) {
+            return EINVAL.to_errno();
         }
-        Err(e) => e.to_errno(),
+        fse.min_width = formats::MIN_WIDTH;
+        fse.max_width = formats::MAX_WIDTH;
+        fse.min_height = formats::MIN_HEIGHT;
+        fse.max_height = formats::MAX_HEIGHT;
+        0
     }
-}
 
-/// # Safety
-///
-/// As `set_fmt`.
-unsafe extern "C" fn set_selection<T: PadOps<N>, const N: usize>(
-    sd: *mut sys::v4l2_subdev,
-    state: *mut sys::v4l2_subdev_state,
-    sel: *mut sys::v4l2_subdev_selection,
-) -> i32 {
-    // SAFETY: per the function's contract.
-    let (this, sel, mut st) = unsafe { (owner::<T, N>(sd), &mut *sel, State::from_raw(state)) };
-    let req = rect_of(&sel.r);
-    match this.set_selection(&mut st, is_active(sel.which), sel.pad, sel.target, req) {
-        Ok(r) => {
-            set_rect(r, &mut sel.r);
-            0
+    fn set_fmt(this, fmt: sys::v4l2_subdev_format, mut st) -> i32 {
+        let req = super::subdev::fmt_of(&fmt.format);
+        match this.set_fmt(&mut st, is_active(fmt.which), fmt.pad, req) {
+            Ok(new) => {
+                super::subdev::mbus_fmt(new, &mut fmt.format);
+                0
+            }
+            Err(e) => e.to_errno(),
         }
-        Err(e) => e.to_errno(),
+    }
+
+    fn get_selection(this, sel: sys::v4l2_subdev_selection, mut st) -> i32 {
+        match T::get_selection(&st, sel.pad, sel.target) {
+            Ok(r) => {
+                set_rect(r, &mut sel.r);
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    fn set_selection(this, sel: sys::v4l2_subdev_selection, mut st) -> i32 {
+        let req = rect_of(&sel.r);
+        match this.set_selection(&mut st, is_active(sel.which), sel.pad, sel.target, req) {
+            Ok(r) => {
+                set_rect(r, &mut sel.r);
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
     }
 }
 
@@ -329,17 +322,17 @@ unsafe extern "C" fn set_selection<T: PadOps<N>, const N: usize>(
 /// Called by the control framework with one of the controls `register`
 /// added to a `Subdev<T, N>`'s handler.
 unsafe extern "C" fn s_ctrl<T: PadOps<N>, const N: usize>(ctrl: *mut sys::v4l2_ctrl) -> i32 {
-    // SAFETY: `priv_` of each of our controls is its `Subdev<T, N>`,
-    // which frees the handler (and so the control) before it goes.
+    // SAFETY: `priv_` of each of our controls is its `Subdev<T, N>`
+    // (never NULL), which frees the handler (and so the control) before it
+    // goes.
     let (id, val, sd) = unsafe {
         (
             (*ctrl).id,
             (*ctrl).val,
-            (*ctrl).priv_.cast::<Subdev<T, N>>(),
+            (*ctrl).priv_.cast::<Subdev<T, N>>().as_ref(),
         )
     };
-    // SAFETY: as above; never NULL for our controls.
-    match unsafe { sd.as_ref() }.map(|s| s.s_ctrl(id, val)) {
+    match sd.map(|s| s.s_ctrl(id, val)) {
         Some(Ok(())) => 0,
         Some(Err(e)) => e.to_errno(),
         None => EINVAL.to_errno(),
@@ -349,5 +342,5 @@ unsafe extern "C" fn s_ctrl<T: PadOps<N>, const N: usize>(ctrl: *mut sys::v4l2_c
 /// An all-default control config, for an entity's custom controls (`ops`
 /// is the layer's, whatever is set here).
 pub(crate) const fn ctrl_config() -> sys::v4l2_ctrl_config {
-    zeroed()
+    pin_init::zeroed()
 }

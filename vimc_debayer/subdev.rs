@@ -117,12 +117,6 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
         ready.then(|| Controls(self.clone()))
     }
 
-    /// Its media entity, for links.
-    pub(crate) fn entity(&self) -> *mut sys::media_entity {
-        // SAFETY: `raw()` is valid for the lifetime of `self`.
-        unsafe { core::ptr::addr_of_mut!((*self.raw()).entity) }
-    }
-
     /// Creates `T::CONTROLS` (after vimc's class control), their private
     /// pointer `self`; nothing if there are none.
     fn add_controls(self: Pin<&Self>) -> Result {
@@ -206,13 +200,20 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
                 (*pads.add(i)).flags = f as kernel::ffi::c_ulong;
             }
         }
-        // SAFETY: `sd` is initialised; `pads` has `N` entries.
-        to_result(unsafe { sys::media_entity_pads_init(&raw mut (*sd).entity, N as u16, pads) })?;
-        // SAFETY: `sd` is initialised and its pads set; the lock class key
-        // is a static as lockdep requires.
-        to_result(unsafe {
-            sys::__v4l2_subdev_init_finalize(sd, T::NAME.as_char_ptr(), key.as_ptr())
-        })?;
+        // SAFETY: `sd` is initialised; `pads` has `N` entries; the lock
+        // class key is a static as lockdep requires.
+        unsafe {
+            to_result(sys::media_entity_pads_init(
+                &raw mut (*sd).entity,
+                N as u16,
+                pads,
+            ))?;
+            to_result(sys::__v4l2_subdev_init_finalize(
+                sd,
+                T::NAME.as_char_ptr(),
+                key.as_ptr(),
+            ))?;
+        }
         self.attach(media, module)
     }
 
@@ -224,22 +225,20 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
         // runs from our module exit, so rmmod could never succeed.  (The
         // core skips that reference when the owner is the V4L2 device's
         // driver's owner; our device's driver is the built-in faux driver.)
-        // SAFETY: `media` is registered and outlives its sub-devices
-        // (the pipeline drops them first).
-        let ret =
-            unsafe { sys::__v4l2_device_register_subdev(media.v4l2(), sd, core::ptr::null_mut()) };
-        if let Err(e) = to_result(ret) {
-            // SAFETY: finalized above, not registered.
-            unsafe { sys::v4l2_subdev_cleanup(sd) };
-            return Err(e);
-        }
-        // Now the owner, for the device node registered later: an open
+        // Then the owner, for the device node registered later: an open
         // `/dev/v4l-subdevN` pins the module through its cdev, so rmmod
         // cannot free the entity under an open file.  `owner_v4l2_dev`
         // tells the release path not to drop a reference never taken.
-        // SAFETY: registered above; no node exists yet, so nothing reads
-        // these fields concurrently.
+        // SAFETY: `media` is registered and outlives its sub-devices (the
+        // pipeline drops them first); `sd` is finalized, and cleaned up if
+        // not registered; once registered no node exists yet, so nothing
+        // reads the owner fields concurrently.
         unsafe {
+            let ret = sys::__v4l2_device_register_subdev(media.v4l2(), sd, core::ptr::null_mut());
+            if let Err(e) = to_result(ret) {
+                sys::v4l2_subdev_cleanup(sd);
+                return Err(e);
+            }
             (*sd).owner = module.as_ptr().cast();
             (*sd).owner_v4l2_dev = true;
         }
@@ -271,12 +270,12 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
 #[pinned_drop]
 impl<T, const N: usize> PinnedDrop for Subdev<T, N> {
     fn drop(self: Pin<&mut Self>) {
-        // After the unregistration no ioctl reaches the sub-device or its
-        // controls: cleanup frees the active state if allocated, then the
-        // handler goes (zeroed or initialised, both accepted), then, after
-        // this function, the entity's data.
-        // SAFETY: unregistering is a no-op for a sub-device that never was
-        // registered (`v4l2_dev` NULL); the rest as said above.
+        // After the unregistration (a no-op if the V4L2 device's did it,
+        // or it never was registered: `v4l2_dev` NULL) no ioctl reaches
+        // the sub-device or its controls: cleanup frees the active state if
+        // allocated, then the handler goes (zeroed or initialised, both
+        // accepted), then, after this function, the entity's data.
+        // SAFETY: as said.
         unsafe {
             sys::v4l2_device_unregister_subdev(self.sd.get());
             sys::v4l2_subdev_cleanup(self.sd.get());
@@ -298,20 +297,14 @@ pub(crate) static CTRL_CLASS: OpsTable<sys::v4l2_ctrl_config> = OpsTable(sys::v4
     name: c"VIMC Controls".as_ptr().cast(),
     type_: sys::v4l2_ctrl_type_V4L2_CTRL_TYPE_CTRL_CLASS,
     flags: sys::V4L2_CTRL_FLAG_READ_ONLY | sys::V4L2_CTRL_FLAG_WRITE_ONLY,
-    // SAFETY: zero is the default of every other field.
-    ..unsafe { core::mem::zeroed() }
+    ..pin_init::zeroed()
 });
 
 static ENTITY_OPS: OpsTable<sys::media_entity_operations> =
     OpsTable(sys::media_entity_operations {
         link_validate: Some(sys::v4l2_subdev_link_validate),
-        ..zeroed_entity_ops()
+        ..pin_init::zeroed()
     });
-
-const fn zeroed_entity_ops() -> sys::media_entity_operations {
-    // SAFETY: all-NULL function pointers are the "not implemented" value.
-    unsafe { core::mem::zeroed() }
-}
 
 /// The `struct v4l2_mbus_framefmt` for `f`, with the colorimetry vimc
 /// reports (sRGB, the rest default) and progressive field.
@@ -338,24 +331,22 @@ pub(crate) fn fmt_of(m: &sys::v4l2_mbus_framefmt) -> Fmt {
     }
 }
 
-/// Links `src`'s pad `src_pad` to `sink`'s pad `sink_pad`, enabled and
-/// immutable.
-pub(crate) fn link(
-    src: *mut sys::media_entity,
-    src_pad: u16,
-    sink: *mut sys::media_entity,
-    sink_pad: u16,
-) -> Result {
-    // SAFETY: both entities are registered with the same media device.
-    to_result(unsafe {
-        sys::media_create_pad_link(
-            src,
-            src_pad,
-            sink,
-            sink_pad,
-            sys::MEDIA_LNK_FL_ENABLED | sys::MEDIA_LNK_FL_IMMUTABLE,
-        )
-    })
+/// An object with a media entity embedded, for links.
+///
+/// # Safety
+///
+/// `media_entity` returns the entity embedded in `self`, valid as long as
+/// `self` is.
+pub(crate) unsafe trait Entity {
+    fn media_entity(&self) -> *mut sys::media_entity;
+}
+
+// SAFETY: the entity is a field of the sub-device, embedded in `self`.
+unsafe impl<T, const N: usize> Entity for Subdev<T, N> {
+    fn media_entity(&self) -> *mut sys::media_entity {
+        let offset = core::mem::offset_of!(sys::v4l2_subdev, entity);
+        self.sd.get().wrapping_byte_add(offset).cast()
+    }
 }
 
 /// Runs `f` on the sub-device's active state with its lock held (what

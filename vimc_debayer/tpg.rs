@@ -84,7 +84,13 @@ impl Tpg {
                 sys::tpg_free(t.get());
                 return Err(Error::from_errno(ret));
             }
-            setup_tpg(t.get(), m, w, h);
+            // As vimc's sensor does with a format
+            // (`vimc_sensor_tpg_s_format`): the fourcc first, so the line
+            // layout is the Bayer one (vimc reaches the same state on its
+            // second format set).
+            sys::tpg_reset_source(t.get(), w, h, sys::v4l2_field_V4L2_FIELD_NONE);
+            sys::tpg_s_fourcc(t.get(), m.fourcc);
+            set_layout(&mut *t.get(), m, w, h);
         }
         Ok(Self { t, m, w, h })
     }
@@ -95,7 +101,7 @@ impl Tpg {
             return Err(EINVAL);
         }
         // SAFETY: by the invariants; `out` holds a whole frame at the
-        // bytes per line `setup_tpg` set (checked above).
+        // bytes per line `new` set (checked above).
         unsafe {
             apply(self.t.get(), look);
             sys::tpg_fill_plane_buffer(self.t.get(), 0, 0, out.as_mut_ptr());
@@ -119,44 +125,32 @@ impl Drop for Tpg {
 ///
 /// `t` is an initialised, allocated tpg no one else uses.
 unsafe fn apply(t: *mut sys::tpg_data, look: &Look) {
-    let hflip_changed = {
-        // SAFETY: per the contract; the borrow ends before `t` is used again.
-        let tp = unsafe { &mut *t };
-        tp.pattern = look.pattern;
-        tp.brightness = look.brightness;
-        tp.contrast = look.contrast;
-        tp.saturation = look.saturation;
-        tp.hue = look.hue.clamp(-128, 128);
-        tp.recalc_colors = true;
-        tp.vflip = look.vflip;
-        let changed = tp.hflip != look.hflip;
-        tp.hflip = look.hflip;
-        changed
-    };
-    if hflip_changed {
-        // SAFETY: per the contract.
-        unsafe {
+    // SAFETY: per the contract; the borrow of `*t` ends before `t` is
+    // passed on.
+    unsafe {
+        let hflip_changed = {
+            let tp = &mut *t;
+            tp.pattern = look.pattern;
+            tp.brightness = look.brightness;
+            tp.contrast = look.contrast;
+            tp.saturation = look.saturation;
+            tp.hue = look.hue.clamp(-128, 128);
+            tp.recalc_colors = true;
+            tp.vflip = look.vflip;
+            let changed = tp.hflip != look.hflip;
+            tp.hflip = look.hflip;
+            changed
+        };
+        if hflip_changed {
             sys::tpg_update_mv_step(t);
             (*t).recalc_lines = true;
         }
     }
 }
 
-/// What vimc's sensor does with a format (`vimc_sensor_tpg_s_format`): the
-/// tpg's static inline setters, redone here.
-///
-/// # Safety
-///
-/// `t` is an initialised, allocated tpg no one else uses.
-unsafe fn setup_tpg(t: *mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
-    // SAFETY: per the contract.
-    let t = unsafe {
-        sys::tpg_reset_source(t, w, h, sys::v4l2_field_V4L2_FIELD_NONE);
-        // The fourcc first, so the line layout below is the Bayer one
-        // (vimc reaches the same state on its second format set).
-        sys::tpg_s_fourcc(t, m.fourcc);
-        &mut *t
-    };
+/// The rest of what vimc's sensor does with a format: the tpg's static
+/// inline setters for line layout and colorimetry, redone here.
+fn set_layout(t: &mut sys::tpg_data, m: &BayerMap, w: u32, h: u32) {
     // tpg_s_bytesperline(tpg, 0, w * bpp)
     let bpl = w * m.bpp as u32;
     let planes = if t.interleaved { 1 } else { t.planes as usize };

@@ -10,7 +10,8 @@
 
 use super::kthread::Ticker;
 use super::media::{set_str, sys, MediaDevice};
-use super::subdev::{Controls, CTRL_CLASS};
+use super::subdev::{Controls, Entity, CTRL_CLASS};
+pub(crate) use super::video_ops::PixFmt;
 use super::video_ops::{Tables, VideoOps};
 use buf::{QueuedBuf, Ring, MAX_BUFFERS};
 use core::marker::PhantomData;
@@ -36,32 +37,6 @@ use kernel::{
 const STAGE_NONE: u8 = 0;
 const STAGE_QUEUE: u8 = 1;
 const STAGE_REGISTERED: u8 = 2;
-
-/// A node's pixel format: what `struct v4l2_pix_format` carries that is
-/// not constant here (field none, colorspace sRGB).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PixFmt {
-    pub(crate) pixelformat: u32,
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) bytesperline: u32,
-    pub(crate) sizeimage: u32,
-}
-
-impl PixFmt {
-    pub(crate) fn to_v4l2(self) -> sys::v4l2_pix_format {
-        sys::v4l2_pix_format {
-            width: self.width,
-            height: self.height,
-            pixelformat: self.pixelformat,
-            field: sys::v4l2_field_V4L2_FIELD_NONE,
-            bytesperline: self.bytesperline,
-            sizeimage: self.sizeimage,
-            colorspace: sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB,
-            ..Default::default()
-        }
-    }
-}
 
 /// What the nodes of a set share: their media pipeline (the media core
 /// refuses a pad already in another pipeline, so that the nodes may
@@ -157,6 +132,14 @@ pub(crate) struct Locked<'a> {
 unsafe impl<T: VideoOps> Send for VideoNode<T> {}
 // SAFETY: as above.
 unsafe impl<T: VideoOps> Sync for VideoNode<T> {}
+
+// SAFETY: the entity is a field of the video device, embedded in `self`.
+unsafe impl<T: VideoOps> Entity for VideoNode<T> {
+    fn media_entity(&self) -> *mut sys::media_entity {
+        let offset = core::mem::offset_of!(sys::video_device, entity);
+        self.vdev.get().wrapping_byte_add(offset).cast()
+    }
+}
 
 impl<T: VideoOps> Deref for VideoNode<T> {
     type Target = T;
@@ -265,12 +248,6 @@ impl<T: VideoOps> VideoNode<T> {
         }
     }
 
-    /// The media entity, for the link from upstream.
-    pub(crate) fn entity(&self) -> *mut sys::media_entity {
-        // SAFETY: `vdev` lives as long as `self`.
-        unsafe { &raw mut (*self.vdev.get()).entity }
-    }
-
     /// Takes the oldest queued buffer, if any.
     pub(crate) fn next_buffer(&self) -> Option<Frame<'_>> {
         self.queued.lock().pop().map(Frame::new)
@@ -323,8 +300,12 @@ impl<T: VideoOps> VideoNode<T> {
         }
         let vdev = self.vdev.get();
         let io_mc = if self.io_mc() { sys::V4L2_CAP_IO_MC } else { 0 };
-        // SAFETY: all of these are pinned fields of `self`, zeroed and not
-        // yet shared with the C side; `self` outlives the registration.
+        self.init_queue(media)?;
+        let ctrls = self.inherit_controls()?;
+        // SAFETY: all of these are pinned fields of `self`, zeroed (the
+        // queue and the handler initialised above) and not yet shared with
+        // the C side; `self` outlives the registration.  What was done
+        // before a failure is undone by `drop` (`stage`).
         unsafe {
             let f = &mut *self.fops.get();
             f.owner = module.as_ptr().cast();
@@ -343,11 +324,6 @@ impl<T: VideoOps> VideoNode<T> {
                 1,
                 self.pad.get(),
             ))?;
-        }
-        self.init_queue(media)?;
-        let ctrls = self.inherit_controls()?;
-        // SAFETY: as above.
-        unsafe {
             if ctrls {
                 (*vdev).ctrl_handler = self.hdl.get();
             }
@@ -466,20 +442,21 @@ impl<T: VideoOps> VideoNode<T> {
 #[pinned_drop]
 impl<T: VideoOps> PinnedDrop for VideoNode<T> {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: undo in reverse what `register` did; unregistering stops
-        // streaming (stop_streaming runs) and frees the buffers.
+        // Undo in reverse what `register` did (unregistering again is a
+        // no-op once the media device's `Registration` did it); no thread
+        // may outlive the node (`Job`'s invariants); the handler (zeroed or
+        // initialised, both accepted) and the lock last, the C side done
+        // with them.
+        let stage = self.stage.load(Ordering::Relaxed);
+        // SAFETY: as said; `stage` tells what `register` got to, and `new`
+        // initialised the lock.
         unsafe {
-            match self.stage.load(Ordering::Relaxed) {
+            match stage {
                 STAGE_REGISTERED => sys::vb2_video_unregister_device(self.vdev.get()),
                 STAGE_QUEUE => sys::vb2_queue_release(self.queue.get()),
                 _ => {}
             }
-        }
-        // No thread may outlive the node (`Job`'s invariants).
-        drop(self.stream.lock().take());
-        // SAFETY: initialised in `new`; the C side is done with them.  The
-        // handler is zeroed or initialised, both accepted.
-        unsafe {
+            drop(self.stream.lock().take());
             sys::v4l2_ctrl_handler_free(self.hdl.get());
             bindings::mutex_destroy(self.lock.get());
         }

@@ -9,10 +9,36 @@ use super::formats::Fmt;
 use super::media::{set_str, sys};
 use super::pad_ops::State;
 use super::subdev::{self, Controls, OpsTable};
-use super::video::{Locked, PixFmt, VideoNode};
+use super::video::{Locked, VideoNode};
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use kernel::{bindings, prelude::*};
+
+/// A node's pixel format: what `struct v4l2_pix_format` carries that is
+/// not constant here (field none, colorspace sRGB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PixFmt {
+    pub(crate) pixelformat: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) bytesperline: u32,
+    pub(crate) sizeimage: u32,
+}
+
+impl PixFmt {
+    pub(crate) fn to_v4l2(self) -> sys::v4l2_pix_format {
+        sys::v4l2_pix_format {
+            width: self.width,
+            height: self.height,
+            pixelformat: self.pixelformat,
+            field: sys::v4l2_field_V4L2_FIELD_NONE,
+            bytesperline: self.bytesperline,
+            sizeimage: self.sizeimage,
+            colorspace: sys::v4l2_colorspace_V4L2_COLORSPACE_SRGB,
+            ..Default::default()
+        }
+    }
+}
 
 /// A capture node.  The layer answers the buffer ioctls (vb2), refuses
 /// `S_FMT` while the node holds buffers, and runs the stream thread.
@@ -68,12 +94,6 @@ pub(crate) trait VideoOps: Send + Sync + Sized + 'static {
 /// The C tables of a `T` node.
 pub(crate) struct Tables<T>(PhantomData<T>);
 
-const fn zeroed<Z>() -> Z {
-    // SAFETY: only used for the C ops tables, for which all-NULL function
-    // pointers mean "not implemented".
-    unsafe { core::mem::zeroed() }
-}
-
 impl<T: VideoOps> Tables<T> {
     const IOCTL: OpsTable<sys::v4l2_ioctl_ops> = OpsTable(sys::v4l2_ioctl_ops {
         vidioc_querycap: Some(querycap::<T>),
@@ -82,8 +102,8 @@ impl<T: VideoOps> Tables<T> {
         vidioc_try_fmt_vid_cap: Some(try_fmt::<T>),
         vidioc_enum_fmt_vid_cap: Some(enum_fmt::<T>),
         vidioc_enum_framesizes: Some(enum_framesizes::<T>),
-        vidioc_enum_input: Some(enum_input),
-        vidioc_g_input: Some(g_input),
+        vidioc_enum_input: Some(enum_input::<T>),
+        vidioc_g_input: Some(g_input::<T>),
         vidioc_s_input: Some(s_input),
         vidioc_reqbufs: Some(sys::vb2_ioctl_reqbufs),
         vidioc_create_bufs: Some(sys::vb2_ioctl_create_bufs),
@@ -95,7 +115,7 @@ impl<T: VideoOps> Tables<T> {
         vidioc_streamon: Some(sys::vb2_ioctl_streamon),
         vidioc_streamoff: Some(sys::vb2_ioctl_streamoff),
         vidioc_remove_bufs: Some(sys::vb2_ioctl_remove_bufs),
-        ..zeroed()
+        ..pin_init::zeroed()
     });
     /// For a node with controls: control events too.  (No LOG_STATUS: the
     /// core logs a handler's own controls only, not inherited ones.)
@@ -110,11 +130,11 @@ impl<T: VideoOps> Tables<T> {
         buf_queue: Some(buf_queue::<T>),
         start_streaming: Some(start_streaming::<T>),
         stop_streaming: Some(stop_streaming::<T>),
-        ..zeroed()
+        ..pin_init::zeroed()
     });
     const ENTITY: OpsTable<sys::media_entity_operations> = OpsTable(sys::media_entity_operations {
         link_validate: Some(link_validate::<T>),
-        ..zeroed()
+        ..pin_init::zeroed()
     });
 
     pub(crate) const fn ioctl(ctrls: bool) -> &'static sys::v4l2_ioctl_ops {
@@ -134,153 +154,129 @@ impl<T: VideoOps> Tables<T> {
     }
 }
 
-/// # Safety
-///
-/// Called by the V4L2 core with the pointers it documents, valid for the
-/// call.
-unsafe extern "C" fn querycap<T: VideoOps>(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    cap: *mut sys::v4l2_capability,
-) -> i32 {
-    // SAFETY: the core passes a valid, zeroed capability.
-    let cap = unsafe { &mut *cap };
-    set_str(&mut cap.driver, T::DRIVER);
-    set_str(&mut cap.card, T::DRIVER);
-    set_str(&mut cap.bus_info, T::BUS_INFO);
-    0
-}
-
-/// # Safety
-///
-/// Called by the V4L2 core with our file and a valid format, under the
-/// node's lock.
-unsafe extern "C" fn g_fmt<T: VideoOps>(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: as documented above; `pix` is the member for our type.
-    unsafe { *(*f).fmt.pix.as_mut() = of_file::<T>(file).format().to_v4l2() };
-    0
-}
-
-/// # Safety
-///
-/// As `g_fmt`.
-unsafe extern "C" fn try_fmt<T: VideoOps>(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: as `g_fmt`.
-    let (node, pix) = unsafe { (of_file::<T>(file), (*f).fmt.pix.as_mut()) };
-    *pix = node
-        .try_format(pix.pixelformat, pix.width, pix.height)
-        .to_v4l2();
-    0
-}
-
-/// # Safety
-///
-/// As `g_fmt`.
-unsafe extern "C" fn s_fmt<T: VideoOps>(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_format,
-) -> i32 {
-    // SAFETY: as `g_fmt`; the core holds the node's lock for the call.
-    let (node, pix, held) = unsafe {
-        let node = of_file::<T>(file);
-        (node, (*f).fmt.pix.as_mut(), node.locked())
-    };
-    if node.busy(&held) {
-        return EBUSY.to_errno();
-    }
-    match T::set_format(node, &held, pix.pixelformat, pix.width, pix.height) {
-        Ok(new) => {
-            *pix = new.to_v4l2();
-            crate::dyndbg::ddbg!(
-                "video: format {:#x} {}x{} ({} bytes)\n",
-                new.pixelformat,
-                new.width,
-                new.height,
-                new.sizeimage
-            );
-            0
+/// Defines `vidioc_*` trampolines: `fn name(node, arg: ARG) -> i32 {..}`
+/// becomes the C function the core calls with an open file of a
+/// `VideoNode<T>` and a pointer to the ioctl's argument, giving the body the
+/// node and the argument as references (and, as `fn name(node, arg: ARG,
+/// held)`, the proof that the node's lock is held).
+macro_rules! ioctls {
+    ($($(#[$m:meta])* fn $name:ident($node:ident, $arg:ident: $ty:ty $(, $held:ident)?) -> i32 $body:block)*) => {$(
+        $(#[$m])*
+        ///
+        /// # Safety
+        ///
+        /// Called by the V4L2 core with an open file of a registered
+        /// `VideoNode<T>` and a valid argument, ours for the call.
+        unsafe extern "C" fn $name<T: VideoOps>(
+            file: *mut bindings::file,
+            _priv: *mut c_void,
+            arg: *mut $ty,
+        ) -> i32 {
+            // SAFETY: per the function's contract; the core copied the
+            // argument in from user space and copies it back after, and
+            // holds the node's lock (`vdev->lock`) for the call.  The
+            // node's queue is its own (set in `register`).
+            #[allow(unused_variables)]
+            let ($node, $arg, held) = unsafe {
+                let node = of_queue::<T>((*sys::video_devdata(file)).queue);
+                (node, &mut *arg, node.locked())
+            };
+            $(let $held = held;)?
+            $body
         }
-        Err(e) => e.to_errno(),
-    }
+    )*};
 }
 
-/// # Safety
-///
-/// Called by the V4L2 core with our file and a valid descriptor.
-unsafe extern "C" fn enum_fmt<T: VideoOps>(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    f: *mut sys::v4l2_fmtdesc,
-) -> i32 {
-    // SAFETY: as documented above.
-    let (node, f) = unsafe { (of_file::<T>(file), &mut *f) };
-    // (The core clears `mbus_code` on nodes without `IO_MC`.)
-    match node.enum_format(f.index as usize, f.mbus_code) {
-        Some(p) => {
-            f.pixelformat = p;
-            0
+/// The single-planar capture format of `f`, the only type the core passes
+/// to `vidioc_*_fmt_vid_cap`.
+fn pix(f: &mut sys::v4l2_format) -> &mut sys::v4l2_pix_format {
+    // SAFETY: the core checked `f.type_` is `V4L2_BUF_TYPE_VIDEO_CAPTURE`
+    // (the only type whose ops we set), for which `pix` is the member.
+    unsafe { f.fmt.pix.as_mut() }
+}
+
+ioctls! {
+    fn querycap(node, cap: sys::v4l2_capability) -> i32 {
+        set_str(&mut cap.driver, T::DRIVER);
+        set_str(&mut cap.card, T::DRIVER);
+        set_str(&mut cap.bus_info, T::BUS_INFO);
+        0
+    }
+
+    fn g_fmt(node, f: sys::v4l2_format) -> i32 {
+        *pix(f) = node.format().to_v4l2();
+        0
+    }
+
+    fn try_fmt(node, f: sys::v4l2_format) -> i32 {
+        let pix = pix(f);
+        *pix = node
+            .try_format(pix.pixelformat, pix.width, pix.height)
+            .to_v4l2();
+        0
+    }
+
+    /// Refused while the node holds buffers.
+    fn s_fmt(node, f: sys::v4l2_format, held) -> i32 {
+        if node.busy(&held) {
+            return EBUSY.to_errno();
         }
-        None => EINVAL.to_errno(),
+        let pix = pix(f);
+        match T::set_format(node, &held, pix.pixelformat, pix.width, pix.height) {
+            Ok(new) => {
+                *pix = new.to_v4l2();
+                crate::dyndbg::ddbg!(
+                    "video: format {:#x} {}x{} ({} bytes)\n",
+                    new.pixelformat,
+                    new.width,
+                    new.height,
+                    new.sizeimage
+                );
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
     }
-}
 
-/// # Safety
-///
-/// Called by the V4L2 core with our file and a valid request.
-unsafe extern "C" fn enum_framesizes<T: VideoOps>(
-    file: *mut bindings::file,
-    _priv: *mut c_void,
-    fs: *mut sys::v4l2_frmsizeenum,
-) -> i32 {
-    // SAFETY: as documented above.
-    let (node, fs) = unsafe { (of_file::<T>(file), &mut *fs) };
-    if fs.index != 0 || !node.knows(fs.pixel_format) {
-        return EINVAL.to_errno();
+    /// (The core clears `mbus_code` on nodes without `IO_MC`.)
+    fn enum_fmt(node, f: sys::v4l2_fmtdesc) -> i32 {
+        match node.enum_format(f.index as usize, f.mbus_code) {
+            Some(p) => {
+                f.pixelformat = p;
+                0
+            }
+            None => EINVAL.to_errno(),
+        }
     }
-    fs.type_ = sys::v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_CONTINUOUS;
-    // SAFETY: `stepwise` is the union member for this type.
-    let s = unsafe { fs.__bindgen_anon_1.stepwise.as_mut() };
-    [s.min_width, s.max_width, s.min_height, s.max_height] = T::SIZES;
-    s.step_width = 1;
-    s.step_height = 1;
-    0
-}
 
-/// # Safety
-///
-/// Called by the V4L2 core with a valid request, zeroed but for the index.
-/// (Nodes with `IO_MC` never get here: the core answers for them.)
-unsafe extern "C" fn enum_input(
-    _file: *mut bindings::file,
-    _priv: *mut c_void,
-    inp: *mut sys::v4l2_input,
-) -> i32 {
-    // SAFETY: as documented above.
-    let inp = unsafe { &mut *inp };
-    if inp.index != 0 {
-        return EINVAL.to_errno();
+    fn enum_framesizes(node, fs: sys::v4l2_frmsizeenum) -> i32 {
+        if fs.index != 0 || !node.knows(fs.pixel_format) {
+            return EINVAL.to_errno();
+        }
+        fs.type_ = sys::v4l2_frmsizetypes_V4L2_FRMSIZE_TYPE_CONTINUOUS;
+        // SAFETY: `stepwise` is the union member for this type.
+        let s = unsafe { fs.__bindgen_anon_1.stepwise.as_mut() };
+        [s.min_width, s.max_width, s.min_height, s.max_height] = T::SIZES;
+        s.step_width = 1;
+        s.step_height = 1;
+        0
     }
-    inp.type_ = sys::V4L2_INPUT_TYPE_CAMERA;
-    set_str(&mut inp.name, c"Camera");
-    0
-}
 
-/// # Safety
-///
-/// As `enum_input`, with a valid output.
-unsafe extern "C" fn g_input(_file: *mut bindings::file, _priv: *mut c_void, i: *mut u32) -> i32 {
-    // SAFETY: as documented above.
-    unsafe { *i = 0 };
-    0
+    /// One camera input.  (Nodes with `IO_MC` never get here: the core
+    /// answers for them.)
+    fn enum_input(node, inp: sys::v4l2_input) -> i32 {
+        if inp.index != 0 {
+            return EINVAL.to_errno();
+        }
+        inp.type_ = sys::V4L2_INPUT_TYPE_CAMERA;
+        set_str(&mut inp.name, c"Camera");
+        0
+    }
+
+    fn g_input(node, i: u32) -> i32 {
+        *i = 0;
+        0
+    }
 }
 
 /// # Safety
@@ -387,7 +383,14 @@ unsafe extern "C" fn link_validate<T: VideoOps>(link: *mut sys::media_link) -> i
     // state lock the media core does not hold here.
     let (node, src) = unsafe {
         let src_pad = &*(*link).__bindgen_anon_1.source;
-        let node = of_entity::<T>((*(*link).__bindgen_anon_2.sink).entity);
+        // The sink entity is embedded in our node's video device, whose
+        // queue is the node's.
+        let vdev = kernel::container_of!(
+            (*(*link).__bindgen_anon_2.sink).entity,
+            sys::video_device,
+            entity
+        );
+        let node = of_queue::<T>((*vdev).queue);
         let sd = kernel::container_of!(src_pad.entity, sys::v4l2_subdev, entity);
         let pad = u32::from(src_pad.index);
         let src = subdev::with_active_state(sd, |st| State::from_raw(st).fmt(pad));
@@ -415,21 +418,4 @@ unsafe fn of_queue<'a, T: VideoOps>(q: *mut sys::vb2_queue) -> &'a VideoNode<T> 
     // SAFETY: `drv_priv` was set to the owning node, which outlives the
     // queue.
     unsafe { &*(*q).drv_priv.cast::<VideoNode<T>>() }
-}
-
-/// # Safety
-///
-/// `file` is an open file of a registered `VideoNode<T>`.
-unsafe fn of_file<'a, T: VideoOps>(file: *mut bindings::file) -> &'a VideoNode<T> {
-    // SAFETY: the node's queue is its own (set in `register`).
-    unsafe { of_queue((*sys::video_devdata(file)).queue) }
-}
-
-/// # Safety
-///
-/// `ent` is the entity of a registered `VideoNode<T>`.
-unsafe fn of_entity<'a, T: VideoOps>(ent: *mut sys::media_entity) -> &'a VideoNode<T> {
-    // SAFETY: the entity is embedded in the node's video device, whose
-    // queue is the node's.
-    unsafe { of_queue((*kernel::container_of!(ent, sys::video_device, entity)).queue) }
 }

@@ -51,24 +51,24 @@ impl<T: VideoOps> VideoNode<T> {
             sys::video_device_pipeline_start(self.vdev.get(), self.shared.pipe.get())
         })
         .inspect_err(|e| crate::dyndbg::ddbg!("video: pipeline start failed: {:?}\n", e))?;
-        let started = T::start(self).and_then(|stream| {
-            let job = Job {
-                stream,
-                node: core::ptr::from_ref(self),
-            };
-            Ticker::start(KBox::new(job, GFP_KERNEL)?, T::THREAD)
-        });
-        match started {
-            Ok(t) => {
-                *self.stream.lock() = Some(t);
-                Ok(())
-            }
-            Err(e) => {
-                // SAFETY: started above.
-                unsafe { sys::video_device_pipeline_stop(self.vdev.get()) };
-                Err(e)
-            }
+        let started = self.start_thread();
+        if started.is_err() {
+            // SAFETY: started above.
+            unsafe { sys::video_device_pipeline_stop(self.vdev.get()) };
         }
+        started
+    }
+
+    /// `T`'s stream and the thread that ticks it.
+    fn start_thread(&self) -> Result {
+        let stream = T::start(self)?;
+        let job = Job {
+            stream,
+            node: core::ptr::from_ref(self),
+        };
+        let ticker = Ticker::start(KBox::new(job, GFP_KERNEL)?, T::THREAD)?;
+        *self.stream.lock() = Some(ticker);
+        Ok(())
     }
 
     /// Stops the thread (then `T`'s stream goes) and the pipeline.

@@ -1,7 +1,7 @@
 # Lifecycle: unbind while fio runs; rmmod while fio runs (refused while the
 # disk is open, then clean); the controller vanishing under fio (no MMIO, no
 # DMA); surprise removal (QMP device_del from the host while fio runs) and
-# hot-add of the controller again.  No oops, no hang.  (50 bind/unbind
+# hot-add of the controller again.  No oops, no hang.  (20 bind/unbind
 # cycles with a leak scan: nvme_bindloop.sh.)
 bdf=$(nvme_bdfs | head -n1)
 [ -n "$bdf" ] || fail "no NVMe controller"
