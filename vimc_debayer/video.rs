@@ -300,21 +300,21 @@ impl<T: VideoOps> VideoNode<T> {
         }
         let vdev = self.vdev.get();
         let io_mc = if self.io_mc() { sys::V4L2_CAP_IO_MC } else { 0 };
-        self.init_queue(media)?;
+        self.init_queue(media, module)?;
         let ctrls = self.inherit_controls()?;
+        // `__video_register_device` ignores a failure to add the entity to
+        // the media device: the node is then registered with no entity and
+        // an interface pointer NULL or freed, which its release would pass
+        // to `media_devnode_remove`.  A zeroed one is freed harmlessly.
+        let spare = KBox::new(pin_init::zeroed::<sys::media_intf_devnode>(), GFP_KERNEL)?;
         // SAFETY: all of these are pinned fields of `self`, zeroed (the
         // queue and the handler initialised above) and not yet shared with
         // the C side; `self` outlives the registration.  What was done
-        // before a failure is undone by `drop` (`stage`).
+        // before a failure is undone by `drop` (`stage`); a node whose
+        // entity the media device lacks is unregistered here, its release
+        // then freeing `spare` (kmalloc'd, as `media_devnode_remove`
+        // expects) instead of the interface the core lost.
         unsafe {
-            let f = &mut *self.fops.get();
-            f.owner = module.as_ptr().cast();
-            f.open = Some(sys::v4l2_fh_open);
-            f.release = Some(sys::vb2_fop_release);
-            f.poll = Some(sys::vb2_fop_poll);
-            f.unlocked_ioctl = Some(sys::video_ioctl2);
-            f.mmap = Some(sys::vb2_fop_mmap);
-
             (*self.pad.get()).flags = sys::MEDIA_PAD_FL_SINK as kernel::ffi::c_ulong;
             (*vdev).entity.name = self.name().as_char_ptr();
             (*vdev).entity.function = sys::MEDIA_ENT_F_IO_V4L;
@@ -343,8 +343,13 @@ impl<T: VideoOps> VideoNode<T> {
                 1,
                 module.as_ptr().cast(),
             ))?;
+            self.stage.store(STAGE_REGISTERED, Ordering::Relaxed);
+            if (*vdev).entity.graph_obj.mdev != media.mdev() {
+                (*vdev).intf_devnode = KBox::into_raw(spare);
+                sys::vb2_video_unregister_device(vdev);
+                return Err(ENOMEM);
+            }
         }
-        self.stage.store(STAGE_REGISTERED, Ordering::Relaxed);
         Ok(())
     }
 
@@ -383,14 +388,23 @@ impl<T: VideoOps> VideoNode<T> {
         Ok(any)
     }
 
-    /// Sets up the vb2 queue: vmalloc buffers, `Tables<T>`'s ops, the
-    /// node's lock.
-    fn init_queue(self: Pin<&Self>, media: &MediaDevice) -> Result {
+    /// Sets up the vb2 queue (vmalloc buffers, `Tables<T>`'s ops, the
+    /// node's lock) and the file operations (vb2's and the core's, owned
+    /// by `module`).
+    fn init_queue(self: Pin<&Self>, media: &MediaDevice, module: &'static ThisModule) -> Result {
         let this = core::ptr::from_ref(self.get_ref()).cast_mut();
         let q = self.queue.get();
-        // SAFETY: `q` is a pinned field of `self`, zeroed and not yet
-        // shared with the C side; `self` outlives the queue.
+        // SAFETY: `q` and `fops` are pinned fields of `self`, zeroed and
+        // not yet shared with the C side; `self` outlives the queue.
         unsafe {
+            let f = &mut *self.fops.get();
+            f.owner = module.as_ptr().cast();
+            f.open = Some(sys::v4l2_fh_open);
+            f.release = Some(sys::vb2_fop_release);
+            f.poll = Some(sys::vb2_fop_poll);
+            f.unlocked_ioctl = Some(sys::video_ioctl2);
+            f.mmap = Some(sys::vb2_fop_mmap);
+
             (*q).type_ = sys::v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE;
             (*q).io_modes = sys::vb2_io_modes_VB2_MMAP
                 | sys::vb2_io_modes_VB2_USERPTR

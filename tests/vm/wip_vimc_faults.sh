@@ -1,3 +1,5 @@
+# Not in make check yet (wip_): some runs end with a module that loaded
+# after a tolerated fault and then cannot be unloaded; not explained.
 # Every failure of vimc_debayer's load unwinds cleanly (issue 19: the media
 # device and its graph are freed by the V4L2 device's reference count).
 # The loading task's Nth slab allocation fails (failslab through
@@ -90,8 +92,13 @@ def load(n):
         i = next((i for i, m in enumerate(log) if NOTICE in m), 0)
         refs = open("/sys/module/vimc_debayer/refcnt").read().strip()
         raise RuntimeError(f"n={n}: loaded, cannot be unloaded ({stuck}, refcnt {refs}): " + " | ".join(log[i:i + 12]))
+    expected = False  # inside the kernel's own dyndbg WARN, up to its end
     for m in log:
-        if splat.search(m) and not re.search(r"WARNING: lib/dynamic_debug.c:\d+ at ddebug_module_notify", m):
+        if re.search(r"WARNING: lib/dynamic_debug.c:\d+ at ddebug_module_notify", m):
+            expected = True
+        elif expected and "---[ end trace" in m:
+            expected = False
+        elif not expected and splat.search(m):
             raise RuntimeError(f"n={n}: splat: {m}")
     idx = lambda s: next((i for i, m in enumerate(log) if s in m), None)
     i, f = idx(INIT), idx(NOTICE)
@@ -176,5 +183,5 @@ vimc_setup "$mdev" Capture SRGGB8_1X8 640 480 3 || fail "pipeline after the faul
 vid=$(media-ctl -d "$mdev" -e Capture) || fail "no capture node"
 v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to=/tmp/faults.raw >/dev/null || fail "stream"
 [ "$(stat -c %s /tmp/faults.raw)" = $((640 * 480 * 3)) ] || fail "frame size"
-rmmod vimc_debayer
+rmmod_settled vimc_debayer
 log "load after the sweep: pipeline set up, one frame streamed, unloaded"
