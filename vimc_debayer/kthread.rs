@@ -81,10 +81,11 @@ unsafe extern "C" fn run<T: Tick>(data: *mut c_void) -> i32 {
     // started).
     loop {
         ctx.tick();
-        // SAFETY: plain calls on the current kthread; `kthread_stop` and
+        // plain calls on the current kthread; `kthread_stop` and
         // the freezer wake it early, and the freezer parks it in
         // `kthread_freezable_should_stop`, between ticks; a NULL
         // `was_frozen` is allowed.
+        // SAFETY: as the comment above says.
         let stop = unsafe {
             bindings::schedule_timeout_interruptible(T::INTERVAL);
             bindings::kthread_freezable_should_stop(core::ptr::null_mut())

@@ -134,11 +134,12 @@ impl MediaDevice {
         // The two structures are set up in one closure so that a failure
         // part-way can undo what was done, in reverse.
         let init = move |this: *mut Self| -> Result {
-            // SAFETY: `this` is valid for writes (pin-init slot); `mdev`
+            // `this` is valid for writes (pin-init slot); `mdev`
             // and `v4l2` are plain C data for which all-zero is the
             // documented starting state, exclusively ours until registered;
             // the other fields need no drop; `raw_dev` is a live bound
             // device.  A failure part-way undoes what was done.
+            // SAFETY: as the comment above says.
             unsafe {
                 let mdev = Opaque::cast_into(core::ptr::addr_of!((*this).mdev.raw));
                 let v4l2 = Opaque::cast_into(core::ptr::addr_of!((*this).v4l2));
@@ -217,10 +218,11 @@ impl MediaDevice {
         loop {
             let mut found = [core::ptr::null_mut::<sys::video_device>(); 8];
             let mut n = 0;
-            // SAFETY: `mdev` is initialised; its entity list is walked under
+            // `mdev` is initialised; its entity list is walked under
             // its graph mutex; an entity of type `VIDEO_DEVICE` is embedded
             // in a `struct video_device`, alive until its release, which a
             // registered one has not had.  Ours have a vb2 queue.
+            // SAFETY: as the comment above says.
             unsafe {
                 let lock = &raw mut (*mdev).graph_mutex;
                 kernel::bindings::mutex_lock(lock);
@@ -260,10 +262,11 @@ impl MediaDevice {
         if self.published.swap(true, Ordering::AcqRel) {
             return Err(EBUSY);
         }
-        // SAFETY: the V4L2 device is registered; nodes are removed when
+        // the V4L2 device is registered; nodes are removed when
         // their sub-devices are unregistered.  `mdev` is initialised and
         // not registered (the flag above); `module` outlives the device
         // (the module owns the registration).
+        // SAFETY: as the comment above says.
         unsafe {
             to_result(sys::__v4l2_device_register_subdev_nodes(self.v4l2(), false))?;
             to_result(sys::__media_device_register(
@@ -340,10 +343,11 @@ impl Drop for Registration {
         // device (and with it the sub-devices); `release` may run in the
         // put.
         media.unregister_videos();
-        // SAFETY: unregistering a media device never published is a no-op;
+        // unregistering a media device never published is a no-op;
         // the V4L2 device was registered by `MediaDevice::new`; the
         // reference put is ours (the invariants), and `media` is not used
         // after it.
+        // SAFETY: as the comment above says.
         unsafe {
             sys::media_device_unregister(media.mdev());
             sys::v4l2_device_unregister(media.v4l2());

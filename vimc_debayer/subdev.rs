@@ -229,10 +229,11 @@ impl<T: PadOps<N>, const N: usize> Subdev<T, N> {
         // `/dev/v4l-subdevN` pins the module through its cdev, so rmmod
         // cannot free the entity under an open file.  `owner_v4l2_dev`
         // tells the release path not to drop a reference never taken.
-        // SAFETY: `media` is registered and outlives its sub-devices (the
+        // `media` is registered and outlives its sub-devices (the
         // pipeline drops them first); `sd` is finalized, and cleaned up if
         // not registered; once registered no node exists yet, so nothing
         // reads the owner fields concurrently.
+        // SAFETY: as the comment above says.
         unsafe {
             let ret = sys::__v4l2_device_register_subdev(media.v4l2(), sd, core::ptr::null_mut());
             if let Err(e) = to_result(ret) {

@@ -307,13 +307,14 @@ impl<T: VideoOps> VideoNode<T> {
         // an interface pointer NULL or freed, which its release would pass
         // to `media_devnode_remove`.  A zeroed one is freed harmlessly.
         let spare = KBox::new(pin_init::zeroed::<sys::media_intf_devnode>(), GFP_KERNEL)?;
-        // SAFETY: all of these are pinned fields of `self`, zeroed (the
+        // all of these are pinned fields of `self`, zeroed (the
         // queue and the handler initialised above) and not yet shared with
         // the C side; `self` outlives the registration.  What was done
         // before a failure is undone by `drop` (`stage`); a node whose
         // entity the media device lacks is unregistered here, its release
         // then freeing `spare` (kmalloc'd, as `media_devnode_remove`
         // expects) instead of the interface the core lost.
+        // SAFETY: as the comment above says.
         unsafe {
             (*self.pad.get()).flags = sys::MEDIA_PAD_FL_SINK as kernel::ffi::c_ulong;
             (*vdev).entity.name = self.name().as_char_ptr();

@@ -172,10 +172,11 @@ macro_rules! ioctls {
             _priv: *mut c_void,
             arg: *mut $ty,
         ) -> i32 {
-            // SAFETY: per the function's contract; the core copied the
+            // per the function's contract; the core copied the
             // argument in from user space and copies it back after, and
             // holds the node's lock (`vdev->lock`) for the call.  The
             // node's queue is its own (set in `register`).
+            // SAFETY: as the comment above says.
             #[allow(unused_variables)]
             let ($node, $arg, held) = unsafe {
                 let node = of_queue::<T>((*sys::video_devdata(file)).queue);
