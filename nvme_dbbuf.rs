@@ -18,6 +18,8 @@ use kernel::{
 
 #[path = "nvme_dbbuf/blk.rs"]
 mod blk;
+#[path = "nvme_dbbuf/blk_ops.rs"]
+mod blk_ops;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/cmd.rs"]
 mod cmd;
@@ -31,6 +33,8 @@ mod data_map;
 mod dbbuf;
 #[path = "nvme_dbbuf/debugfs.rs"]
 mod debugfs;
+#[path = "nvme_dbbuf/doorbell.rs"]
+mod doorbell;
 #[allow(dead_code, unreachable_pub)]
 #[path = "nvme_dbbuf/eventidx.rs"]
 mod eventidx;
@@ -63,6 +67,8 @@ mod prp;
 mod queue;
 #[path = "nvme_dbbuf/regs.rs"]
 mod regs;
+#[path = "nvme_dbbuf/request.rs"]
+mod request;
 #[path = "nvme_dbbuf/reset_work.rs"]
 mod reset_work;
 #[allow(dead_code, unreachable_pub)]
@@ -72,6 +78,8 @@ mod spec;
 #[expect(unreachable_pub)]
 #[path = "nvme_dbbuf/state.rs"]
 mod state;
+#[path = "nvme_dbbuf/timeout.rs"]
+mod timeout;
 
 // Shared with the host tests; not every item is used by every module.
 #[path = "common/dyndbg.rs"]

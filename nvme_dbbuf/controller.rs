@@ -1,21 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The controller's life after probe: Doorbell Buffer Config and I/O queue
-//! creation (at probe and after every reset), controller reset, I/O
-//! timeout handling, failing I/O when the controller is gone, and the
+//! creation (at probe and after every reset), controller reset, failing I/O
+//! when the controller is gone (I/O timeouts: `timeout.rs`), and the
 //! ordered teardown at unbind -- each gated by the state machine
 //! (`state.rs`).
 
 use core::sync::atomic::Ordering;
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
-use crate::blk::{self, TimeoutAction};
 use crate::cmd;
+use crate::dbbuf::DbBuf;
+use crate::doorbell::DbPath;
 use crate::dyndbg::dev_ddbg;
 use crate::irq;
 use crate::pci_ext;
-use crate::queue::DbPath;
 use crate::state::CtrlState;
 use crate::NvmeDev;
 
@@ -67,6 +67,13 @@ impl<'bound> NvmeDev<'bound> {
             );
             return false;
         }
+        self.send_dbbuf_config(db)
+    }
+
+    /// Zeroes `db` and hands it to the controller (Doorbell Buffer Config);
+    /// whether the controller took it.
+    fn send_dbbuf_config(&self, db: &Arc<DbBuf>) -> bool {
+        let pdev = self.ctrl.pdev;
         let stale = db.nonzero_words().unwrap_or(0);
         if let Err(e) = db.zero() {
             dev_warn!(
@@ -215,111 +222,6 @@ impl<'bound> NvmeDev<'bound> {
         r.map(|_| ())
     }
 
-    /// An I/O command timed out (and reaping its queue did not find it).
-    /// The first time, ask the controller to abort it and wait another
-    /// timeout period; the second time, reset the controller, which
-    /// requeues it (or fails it, out of retries).
-    /// `mark_abort` records the Abort on the request before it is sent (its
-    /// completion may requeue the request before the Abort's own returns).
-    pub(crate) fn io_timeout(
-        &self,
-        qid: u16,
-        cid: u16,
-        first: bool,
-        still_ours: impl Fn() -> bool,
-        mark_abort: impl FnOnce(),
-    ) -> TimeoutAction {
-        // A reset, a passthrough command or another timeout holds the
-        // controller: wait another period (a reset takes this request
-        // back), cutting a passthrough command short, whose reset does.
-        // Holding the lock also keeps a reset from re-enabling the
-        // controller under an Abort still waiting for its completion.
-        let _guard = match self.reset_lock.try_lock() {
-            Some(g) => g,
-            None => {
-                self.ctrl.interrupt();
-                // Unless it was let go meanwhile.
-                match self.reset_lock.try_lock() {
-                    Some(g) => g,
-                    None => return TimeoutAction::Later,
-                }
-            }
-        };
-        // A reset that held the lock took the request back (it may be in
-        // flight again, at another generation, not to be touched).
-        if !still_ours() {
-            return TimeoutAction::Done;
-        }
-        self.io_timeout_locked(qid, cid, first, mark_abort)
-    }
-
-    fn io_timeout_locked(
-        &self,
-        qid: u16,
-        cid: u16,
-        first: bool,
-        mark_abort: impl FnOnce(),
-    ) -> TimeoutAction {
-        let pdev = self.ctrl.pdev;
-        // Being unbound, or dead after a failed reset: nothing will complete
-        // it, and nothing may reset the controller now; fail what is left.
-        if !self.state.get().takes_commands() {
-            self.fail_all_locked();
-            return TimeoutAction::Done;
-        }
-        // A controller that is gone or has stopped cannot abort anything:
-        // reset at once (the queues are failed if it does not come back).
-        if let Some(csts) = self.ctrl.down() {
-            dev_warn!(
-                pdev,
-                "I/O command {:#x} on queue {} timed out, controller down (CSTS {:#x}): resetting\n",
-                cid,
-                qid,
-                csts
-            );
-            self.reset_or_fail();
-            return TimeoutAction::Done;
-        }
-        if first {
-            dev_warn!(
-                pdev,
-                "I/O command {:#x} on queue {} timed out, sending Abort\n",
-                cid,
-                qid
-            );
-            mark_abort();
-            match self.ctrl.admin_cmd(cmd::abort(qid, cid)) {
-                // Dword 0 bit 0 clear: the command was aborted; its
-                // completion (with an abort status) is on its way.
-                Ok(r) => dev_ddbg!(
-                    pdev,
-                    "abort of {:#x}: status {:#x}, {}\n",
-                    cid,
-                    r.status.0,
-                    if r.dw0 & 1 == 0 {
-                        "aborted"
-                    } else {
-                        "not aborted"
-                    }
-                ),
-                Err(e) => {
-                    dev_warn!(pdev, "Abort failed ({:?}): resetting\n", e);
-                    self.reset_or_fail();
-                    return TimeoutAction::Done;
-                }
-            }
-            return TimeoutAction::AbortSent;
-        }
-        dev_warn!(
-            pdev,
-            "I/O command {:#x} on queue {} timed out after Abort: resetting\n",
-            cid,
-            qid
-        );
-        self.reset_or_fail();
-        TimeoutAction::Done
-    }
-
     /// A timeout's reset (I/O, or a passthrough command's, which stopped
     /// the controller); if unbind began meanwhile (the reset is refused),
     /// what is in flight fails instead, so the request is handed back
@@ -352,13 +254,13 @@ impl<'bound> NvmeDev<'bound> {
             irq.synchronize();
         }
         for q in self.io_queues() {
-            q.reap(|cqe| <blk::IoCompleter as irq::Completer>::complete(q, cqe));
+            q.reap(|cqe| <crate::blk_ops::IoCompleter as irq::Completer>::complete(q, cqe));
         }
         self.tagset.as_ref().map_or(0, |t| t.cancel_inflight())
     }
 
     /// Stops the controller and fails every request in flight and after.
-    fn fail_all_locked(&self) {
+    pub(crate) fn fail_all_locked(&self) {
         for q in self.io_queues() {
             q.set_dead(true);
         }

@@ -25,9 +25,10 @@ use kernel::{
 };
 
 use crate::cmd::{Sqe, Status};
+use crate::doorbell::Doorbells;
 use crate::fault::HOOKS;
 use crate::pci_ext;
-use crate::queue::{Doorbells, Queue};
+use crate::queue::Queue;
 use crate::{regs, spec};
 
 /// BAR0: the register block; doorbells are reached with run-time checked
@@ -313,25 +314,7 @@ impl<'bound> Ctrl<'bound> {
     ) -> Result<AdminResult> {
         let mut cid = self.admin_lock.lock();
         let generation = if interruptible {
-            // Never 0, which means "none".
-            let g = self
-                .generation
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_add(1)
-                .max(1);
-            self.waiting.store(g, Ordering::SeqCst);
-            // Interrupted before it began waiting (paired with `interrupt`:
-            // it either sees `waiting` or we see the flag).
-            if self.take_recovery_wanted() {
-                self.waiting.store(0, Ordering::SeqCst);
-                dev_warn!(
-                    self.pdev,
-                    "admin command {:#04x} not sent: an I/O timeout waits for recovery\n",
-                    sqe.opcode()
-                );
-                return Err(EINTR);
-            }
-            g
+            self.begin_interruptible(sqe.opcode())?
         } else {
             0
         };
@@ -340,6 +323,48 @@ impl<'bound> Ctrl<'bound> {
         // Whatever an earlier, timed-out command left there is not ours.
         let _ = self.admin.take_posted();
         self.admin.submit(&sqe.with_cid(my), true);
+        let r = self.wait_admin(my, generation, timeout_ms.unwrap_or(ADMIN_TIMEOUT_MS));
+        if generation != 0 {
+            self.waiting.store(0, Ordering::SeqCst);
+        }
+        match r {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(EIO),
+            Err(e) => {
+                self.admin_failed(sqe.opcode(), e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks an interruptible admin command as waiting; its generation
+    /// (never 0, which means "none"), or `EINTR` if recovery already wants
+    /// the admin queue.
+    fn begin_interruptible(&self, opcode: u8) -> Result<u32> {
+        let g = self
+            .generation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1);
+        self.waiting.store(g, Ordering::SeqCst);
+        // Interrupted before it began waiting (paired with `interrupt`: it
+        // either sees `waiting` or we see the flag).
+        if self.take_recovery_wanted() {
+            self.waiting.store(0, Ordering::SeqCst);
+            dev_warn!(
+                self.pdev,
+                "admin command {:#04x} not sent: an I/O timeout waits for recovery\n",
+                opcode
+            );
+            return Err(EINTR);
+        }
+        Ok(g)
+    }
+
+    /// Waits up to `timeout_ms` for the completion of command `my`: from the
+    /// admin interrupt or reaped here.  `EINTR` if generation `generation`
+    /// (not 0) is interrupted, `ENODEV` if the controller stops being ready.
+    fn wait_admin(&self, my: u16, generation: u32, timeout_ms: i64) -> Result<Option<AdminResult>> {
         let mut stray = 0u32;
         let mut take = |cid: u16, status: Status, dw0: u32| {
             if cid != my {
@@ -355,7 +380,6 @@ impl<'bound> Ctrl<'bound> {
         let r = read_poll_timeout(
             || {
                 let mut done = None;
-                // Posted by the admin interrupt, or reaped here.
                 if let Some(p) = self.admin.take_posted() {
                     done = take(p.cid, p.status, p.dw0);
                 }
@@ -382,11 +406,8 @@ impl<'bound> Ctrl<'bound> {
             },
             Option::is_some,
             Delta::from_micros(50),
-            Delta::from_millis(timeout_ms.unwrap_or(ADMIN_TIMEOUT_MS)),
+            Delta::from_millis(timeout_ms),
         );
-        if generation != 0 {
-            self.waiting.store(0, Ordering::SeqCst);
-        }
         if stray > 0 {
             dev_warn!(
                 self.pdev,
@@ -394,33 +415,30 @@ impl<'bound> Ctrl<'bound> {
                 stray
             );
         }
-        match r {
-            Ok(Some(d)) => Ok(d),
-            Ok(None) => Err(EIO),
-            Err(e) => {
-                if e == EINTR {
-                    dev_warn!(
-                        self.pdev,
-                        "admin command {:#04x} interrupted by an I/O timeout or unbind\n",
-                        sqe.opcode()
-                    );
-                } else {
-                    dev_err!(
-                        self.pdev,
-                        "admin command {:#04x} failed to complete: {:?}\n",
-                        sqe.opcode(),
-                        e
-                    );
-                }
-                // The controller still owns the command and its buffer,
-                // which the caller frees on this error: stop the controller
-                // first.  Its I/O then times out into a reset.
-                if self.disable().is_ok() {
-                    // (A failed disable has cut it already.)
-                    self.stop_dma();
-                }
-                Err(e)
-            }
+        r
+    }
+
+    /// An admin command failed to complete: the controller still owns it
+    /// and its buffer, which the caller frees on this error, so it is
+    /// stopped first.  Its I/O then times out into a reset.
+    fn admin_failed(&self, opcode: u8, e: Error) {
+        if e == EINTR {
+            dev_warn!(
+                self.pdev,
+                "admin command {:#04x} interrupted by an I/O timeout or unbind\n",
+                opcode
+            );
+        } else {
+            dev_err!(
+                self.pdev,
+                "admin command {:#04x} failed to complete: {:?}\n",
+                opcode,
+                e
+            );
+        }
+        if self.disable().is_ok() {
+            // (A failed disable has cut it already.)
+            self.stop_dma();
         }
     }
 

@@ -1,25 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The Shadow Doorbell and EventIdx buffers of Doorbell Buffer Config, and
-//! the per-queue publish step that decides whether MMIO is still needed.
+//! The Shadow Doorbell and EventIdx buffers of Doorbell Buffer Config (the
+//! publish step through their slots is in `doorbell.rs`).
 
 use kernel::{
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
     io::{io_read, io_write},
     prelude::*,
-    sync::{
-        barrier::{mb, Full},
-        Arc,
-    },
+    sync::Arc,
 };
 
+use crate::doorbell::ShadowSlot;
 use crate::eventidx;
 
 /// Bytes in each buffer: one memory page (CC.MPS 0), which the command's PRP
 /// entries can describe without a list.
 pub(crate) const BUF_BYTES: usize = 4096;
-const WORDS: usize = BUF_BYTES / 4;
+pub(crate) const WORDS: usize = BUF_BYTES / 4;
 
 /// Both buffers of one controller.  Allocated once at probe and kept across
 /// resets: a reset only ends the controller's use of them.  Shared by the
@@ -92,10 +90,18 @@ impl DbBuf {
     }
 
     fn slot(self: &Arc<Self>, index: usize) -> Option<ShadowSlot> {
-        (index < WORDS).then(|| ShadowSlot {
-            buf: self.clone(),
-            index,
-        })
+        ShadowSlot::new(self.clone(), index)
+    }
+
+    /// Writes shadow doorbell word `i`.
+    pub(crate) fn store_shadow(&self, i: usize, v: u16) -> Result {
+        store(&self.shadow, i, v.into())
+    }
+
+    /// The controller's EventIdx in word `i` (a 16-bit index in a 32-bit
+    /// slot).
+    pub(crate) fn load_eventidx(&self, i: usize) -> Result<u16> {
+        load(&self.eventidx, i).map(|v| v as u16)
     }
 
     /// The submission queue tail slot of queue `qid`.
@@ -106,58 +112,5 @@ impl DbBuf {
     /// The completion queue head slot of queue `qid`.
     pub(crate) fn cq(self: &Arc<Self>, qid: u16) -> Option<ShadowSlot> {
         self.slot(eventidx::cq_slot(qid, self.dstrd))
-    }
-}
-
-/// One doorbell's Shadow Doorbell slot and EventIdx slot.
-///
-/// # Invariants
-///
-/// `index < WORDS`: inside both buffers.
-#[derive(Clone)]
-pub(crate) struct ShadowSlot {
-    buf: Arc<DbBuf>,
-    index: usize,
-}
-
-impl ShadowSlot {
-    /// Publishes a doorbell value moving from `old` to `new` and says
-    /// whether the MMIO doorbell must be written as well.
-    ///
-    /// For a submission queue the caller has stored the entries up to `new`;
-    /// for a completion queue it has read the entries up to `new`.
-    pub(crate) fn publish(&self, new: u16, old: u16) -> bool {
-        // Barrier 1: the controller may be polling the shadow slot rather
-        // than waiting for MMIO, so it can act on the new value as soon as it
-        // sees it.  SQ: our entry stores must be visible before the new tail
-        // is (it would fetch a stale entry).  CQ: our reads of the consumed
-        // entries must be done before the new head is visible (it may
-        // overwrite them).  A write barrier orders the first; ordering prior
-        // loads against the store needs the full barrier.
-        mb(Full);
-        if store(&self.buf.shadow, self.index, new.into()).is_err() {
-            // Cannot happen (type invariant); MMIO is always correct.
-            return true;
-        }
-        // Barrier 2: the store of the new value must be globally visible
-        // before we load EventIdx.  Otherwise we could read an old EventIdx
-        // while the controller, which writes EventIdx and then re-reads the
-        // shadow slot, still reads our old value: both sides conclude the
-        // other will act and the doorbell is lost (the queue hangs).  Only a
-        // full barrier orders a store before a later load.
-        mb(Full);
-        // EventIdx is a 16-bit index in a 32-bit slot.
-        load(&self.buf.eventidx, self.index)
-            .map_or(true, |ei| eventidx::need_event(ei as u16, new, old))
-    }
-
-    /// Publishes `new` without consulting EventIdx, for doorbells that
-    /// always ring MMIO as well (the admin queue).
-    pub(crate) fn store(&self, new: u16) {
-        // Entries before the value, as in `publish`; the MMIO write that
-        // follows is ordered after this store by writel() itself.
-        mb(Full);
-        // Cannot fail (type invariant); the MMIO write follows anyway.
-        let _ = store(&self.buf.shadow, self.index, new.into());
     }
 }

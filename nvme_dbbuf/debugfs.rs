@@ -219,7 +219,7 @@ fn memory_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f,
             "requests {} pdu_bytes {}",
             requests,
-            crate::blk::PDU_BYTES
+            crate::request::PDU_BYTES
         )?;
         if let Some(s) = dev.shared.as_ref() {
             for (name, st) in [("prp_lists", &s.lists.stats), ("sg_lists", &s.sgs.stats)] {

@@ -35,9 +35,7 @@ impl NvmeDev<'_> {
                 self.ctrl
                     .admin_ok(cmd::identify(cmd::cns::NAMESPACE, nsid, buf.dma_address()))?;
             }
-            // SAFETY: the controller finished writing (command completed) and
-            // nothing else uses `buf`.
-            let ns = IdNs::parse(unsafe { buf.as_ref() });
+            let ns = IdNs::parse(&crate::nvme_dev::read_back(&buf)?);
             let Some(bs) = ns.block_size() else {
                 dev_warn!(
                     pdev,

@@ -260,9 +260,7 @@ impl<'bound> NvmeDev<'bound> {
         let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
         self.ctrl
             .admin_ok(cmd::identify(cmd::cns::CONTROLLER, 0, buf.dma_address()))?;
-        // SAFETY: the controller finished writing (command completed) and
-        // nothing else uses `buf`.
-        let id = IdCtrl::parse(unsafe { buf.as_ref() });
+        let id = IdCtrl::parse(&read_back(&buf)?);
         dev_info!(
             pdev,
             "rnvme{}: {} {} firmware {}, {} namespace(s), OACS {:#06x}{}\n",
@@ -292,8 +290,7 @@ impl<'bound> NvmeDev<'bound> {
                 ))
                 .is_ok()
         {
-            // SAFETY: as above, the command completed.
-            for id in identify::active_nsids(unsafe { buf.as_ref() }).take(MAX_NAMESPACES) {
+            for id in identify::active_nsids(&read_back(&buf)?).take(MAX_NAMESPACES) {
                 nsids.push(id, GFP_KERNEL)?;
             }
         } else {
@@ -393,7 +390,7 @@ impl<'bound> NvmeDev<'bound> {
             let vector = shared.irq_offset + u32::try_from(i)?;
             // SAFETY: the queue is boxed in `self.shared`, dropped after
             // `self.irqs` (field order).
-            let irq = unsafe { QueueIrq::new::<blk::IoCompleter>(vectors, vector, q)? };
+            let irq = unsafe { QueueIrq::new::<crate::blk_ops::IoCompleter>(vectors, vector, q)? };
             irqs.push(irq, GFP_KERNEL)?;
         }
         self.irqs.populate(irqs);
@@ -422,4 +419,12 @@ impl PinnedDrop for NvmeDev<'_> {
         // the reset work (nothing queues it any more; a running one finds
         // the controller Deleting), the tag set, the vectors, the queues.
     }
+}
+
+/// A copy of what the controller wrote into `buf`, once the command that
+/// wrote it completed (a timed-out command stops the controller first).
+pub(crate) fn read_back(buf: &Coherent<[u8]>) -> Result<KVec<u8>> {
+    let mut v = KVec::from_elem(0u8, buf.len(), GFP_KERNEL)?;
+    buf.copy_to_slice(&mut v);
+    Ok(v)
 }

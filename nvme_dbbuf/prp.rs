@@ -46,10 +46,7 @@ where
 {
     let mask = page - 1;
     let mut first: Option<u64> = None;
-    let mut second: Option<u64> = None;
-    // Page-aligned entries after PRP1, in order; the first of them is only
-    // known to be "PRP2 itself" once we see whether a third follows.
-    let mut n_after = 0usize;
+    let mut after = After { second: None, n: 0 };
     let mut prev_end_aligned = true;
     for (count, (addr, len)) in segs.into_iter().enumerate() {
         if len == 0 {
@@ -70,40 +67,57 @@ where
             if first.is_none() {
                 first = Some(addr);
             } else {
-                match n_after {
-                    0 => second = Some(p),
-                    1 => {
-                        // A third page: PRP2 becomes the list; the second
-                        // page moves into its first slot.
-                        *list.get_mut(0).ok_or(PrpError::TooLong)? = second.unwrap_or(0).to_le();
-                        *list.get_mut(1).ok_or(PrpError::TooLong)? = p.to_le();
-                    }
-                    n => *list.get_mut(n).ok_or(PrpError::TooLong)? = p.to_le(),
-                }
-                n_after += 1;
+                after.push(p, list)?;
             }
             p += page;
         }
     }
+    Ok(after.prps(first.ok_or(PrpError::Empty)?, list_dma))
+}
 
-    let prp1 = first.ok_or(PrpError::Empty)?;
-    Ok(match n_after {
-        0 => Prps {
-            prp1,
-            prp2: 0,
-            list_len: 0,
-        },
-        1 => Prps {
-            prp1,
-            prp2: second.unwrap_or(0),
-            list_len: 0,
-        },
-        n => Prps {
-            prp1,
-            prp2: list_dma,
-            list_len: n,
-        },
-    })
+/// The page-aligned entries after PRP1, in order.  The first of them is
+/// only known to be "PRP2 itself" once we see whether a third follows.
+struct After {
+    second: Option<u64>,
+    n: usize,
+}
+
+impl After {
+    /// Adds page `p`: PRP2 while it is the only one, list entries after.
+    fn push(&mut self, p: u64, list: &mut [u64]) -> Result<(), PrpError> {
+        match self.n {
+            0 => self.second = Some(p),
+            1 => {
+                // A third page: PRP2 becomes the list; the second page moves
+                // into its first slot.
+                *list.get_mut(0).ok_or(PrpError::TooLong)? = self.second.unwrap_or(0).to_le();
+                *list.get_mut(1).ok_or(PrpError::TooLong)? = p.to_le();
+            }
+            n => *list.get_mut(n).ok_or(PrpError::TooLong)? = p.to_le(),
+        }
+        self.n += 1;
+        Ok(())
+    }
+
+    fn prps(&self, prp1: u64, list_dma: u64) -> Prps {
+        match self.n {
+            0 => Prps {
+                prp1,
+                prp2: 0,
+                list_len: 0,
+            },
+            1 => Prps {
+                prp1,
+                prp2: self.second.unwrap_or(0),
+                list_len: 0,
+            },
+            n => Prps {
+                prp1,
+                prp2: list_dma,
+                list_len: n,
+            },
+        }
+    }
 }
 
 /// Whether `bytes` starting at bus address `first` need a PRP list: they

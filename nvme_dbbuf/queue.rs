@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One NVMe submission/completion queue pair: the rings in coherent DMA
-//! memory, the tail/head/phase state, and the two doorbells.
+//! memory, the tail/head/phase state; its two doorbells are `doorbell.rs`'s.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::{
-    bindings,
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
-    io::Io,
+    io::{io_project, io_read, io_write},
     new_spinlock, new_spinlock_irq,
     prelude::*,
     sync::{
@@ -19,12 +18,11 @@ use kernel::{
     transmute::{AsBytes, FromBytes},
 };
 
+use crate::blk::HwTags;
 use crate::cmd::{Cqe, Sqe};
-use crate::ctrl::Bar0;
-use crate::dbbuf::ShadowSlot;
+use crate::doorbell::{bump, DbPath, Doorbells, Stats};
 use crate::fault::InjectSlot;
 use crate::reset_work::ResetWork;
-use crate::spec;
 
 // SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
 // every bit pattern is valid.
@@ -36,70 +34,6 @@ unsafe impl AsBytes for Sqe {}
 unsafe impl FromBytes for Cqe {}
 // SAFETY: as above.
 unsafe impl AsBytes for Cqe {}
-
-/// A queue's two doorbell registers in BAR0.  Each queue holds a reference
-/// to the mapping, so it stays mapped for as long as a queue could ring.
-///
-/// # Invariants
-///
-/// `sq` and `cq` are 4-byte aligned offsets inside the mapping.
-pub(crate) struct Doorbells<'bound> {
-    bar: Arc<Bar0<'bound>>,
-    sq: usize,
-    cq: usize,
-}
-
-impl<'bound> Doorbells<'bound> {
-    /// Doorbells of queue `qid` in `bar`, whose doorbell stride is `dstrd`.
-    pub(crate) fn new(bar: &Arc<Bar0<'bound>>, qid: u16, dstrd: u8) -> Result<Self> {
-        let sq = spec::sq_tail_doorbell(qid, dstrd);
-        let cq = spec::cq_head_doorbell(qid, dstrd);
-        if cq + 4 > bar.size() {
-            return Err(ENODEV);
-        }
-        Ok(Self {
-            bar: bar.clone(),
-            sq,
-            cq,
-        })
-    }
-
-    /// Rings the submission queue tail doorbell.
-    pub(crate) fn ring_sq(&self, tail: u16) {
-        // Cannot fail: the offset was checked against the BAR size in `new`.
-        let _ = (&*self.bar).try_write32(tail.into(), self.sq);
-    }
-
-    /// Rings the completion queue head doorbell.
-    pub(crate) fn ring_cq(&self, head: u16) {
-        let _ = (&*self.bar).try_write32(head.into(), self.cq);
-    }
-}
-
-/// How a doorbell value reaches the controller.
-pub(crate) enum DbPath {
-    /// MMIO register write, every time.
-    Mmio,
-    /// Shadow Doorbell slot, plus MMIO only when EventIdx asks for it.
-    Shadow(ShadowSlot),
-    /// Shadow slot and MMIO every time: the admin queue under Doorbell
-    /// Buffer Config (see Documentation/nvme-dbbuf.rst).
-    ShadowAndMmio(ShadowSlot),
-}
-
-impl DbPath {
-    /// Publishes a doorbell move from `old` to `new`; true if MMIO is owed.
-    fn publish(&self, new: u16, old: u16) -> bool {
-        match self {
-            DbPath::Mmio => true,
-            DbPath::Shadow(s) => s.publish(new, old),
-            DbPath::ShadowAndMmio(s) => {
-                s.store(new);
-                true
-            }
-        }
-    }
-}
 
 /// Submission side state, under the SQ lock.
 pub(crate) struct SqState {
@@ -114,49 +48,6 @@ pub(crate) struct CqState {
     head: u16,
     phase: bool,
     path: DbPath,
-}
-
-/// Per-queue counters for debugfs.  Updated under the queue's locks, read
-/// without them; relaxed atomics because only the totals matter.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) submitted: AtomicU64,
-    pub(crate) reaped: AtomicU64,
-    pub(crate) sq_mmio: AtomicU64,
-    pub(crate) cq_mmio: AtomicU64,
-    pub(crate) sq_shadow_only: AtomicU64,
-    pub(crate) cq_shadow_only: AtomicU64,
-    /// Completions reaped by blk-mq's `->poll` (a poll queue's).
-    pub(crate) polled: AtomicU64,
-}
-
-impl Stats {
-    fn all(&self) -> [&AtomicU64; 7] {
-        [
-            &self.submitted,
-            &self.reaped,
-            &self.sq_mmio,
-            &self.cq_mmio,
-            &self.sq_shadow_only,
-            &self.cq_shadow_only,
-            &self.polled,
-        ]
-    }
-
-    /// The counters in declaration order.
-    pub(crate) fn snapshot(&self) -> [u64; 7] {
-        self.all().map(|c| c.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn clear(&self) {
-        for c in self.all() {
-            c.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
 }
 
 /// What the completion loop found.
@@ -181,9 +72,8 @@ pub(crate) struct Queue<'bound> {
     #[pin]
     cq_state: SpinLockIrq<CqState>,
     /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
-    /// command id back into a request.  Null, or valid until the tag set
-    /// is freed ([`Self::set_tags`]).
-    tags: AtomicPtr<bindings::blk_mq_tags>,
+    /// command id back into a request.
+    pub(crate) tags: HwTags,
     /// Where the next completion will appear, `head | phase << 16`: a copy
     /// of the CQ state for [`Self::cqe_pending`], which reads it without
     /// the lock (stale at worst, which only delays a completion to the
@@ -247,7 +137,7 @@ impl<'bound> Queue<'bound> {
                 CqState { head: 0, phase: true, path: DbPath::Mmio },
                 "nvme_dbbuf:cq"
             ),
-            tags: AtomicPtr::new(core::ptr::null_mut()),
+            tags: HwTags::new(),
             cq_next: AtomicU32::new(1 << 16),
             stats: Stats::default(),
             dead: AtomicBool::new(false),
@@ -272,19 +162,11 @@ impl<'bound> Queue<'bound> {
     pub(crate) fn reset(&self) {
         let mut sq = self.sq_state.lock();
         let mut cq = self.cq_state.lock();
+        // The controller is disabled: it does not access the rings now.
         for i in 0..usize::from(self.depth) {
-            // SAFETY: `i < depth`, the ring's length; the controller is
-            // disabled, so it does not access the rings concurrently.
-            unsafe {
-                core::ptr::write_volatile(
-                    self.sq.as_mut_ptr().cast::<Sqe>().add(i),
-                    Sqe::default(),
-                );
-                core::ptr::write_volatile(
-                    self.cq.as_mut_ptr().cast::<Cqe>().add(i),
-                    Cqe::default(),
-                );
-            }
+            // Cannot fail: `i < depth`, the rings' length.
+            let _ = write_sqe(&self.sq, i, &Sqe::default());
+            let _ = write_cqe(&self.cq, i, &Cqe::default());
         }
         sq.tail = 0;
         sq.rung = 0;
@@ -349,13 +231,7 @@ impl<'bound> Queue<'bound> {
         if s.rung == s.tail {
             return;
         }
-        if s.path.publish(s.tail, s.rung) {
-            // writel() orders the entry's stores before the doorbell store.
-            self.db.ring_sq(s.tail);
-            bump(&self.stats.sq_mmio, 1);
-        } else {
-            bump(&self.stats.sq_shadow_only, 1);
-        }
+        self.db.sq_tail(&s.path, s.tail, s.rung, &self.stats);
         s.rung = s.tail;
     }
 
@@ -366,15 +242,10 @@ impl<'bound> Queue<'bound> {
     pub(crate) fn submit(&self, sqe: &Sqe, last: bool) {
         let mut s = self.sq_state.lock();
         let tail = s.tail;
-        // SAFETY: `tail < depth`, the ring's length (it wraps below). The
-        // controller does not read entries at or past the doorbell tail, so
-        // this slot is ours.
-        unsafe {
-            core::ptr::write_volatile(
-                self.sq.as_mut_ptr().cast::<Sqe>().add(usize::from(tail)),
-                *sqe,
-            )
-        };
+        // The controller does not read entries at or past the doorbell
+        // tail, so this slot is ours.  Cannot fail: `tail < depth`, the
+        // ring's length (it wraps below).
+        let _ = write_sqe(&self.sq, usize::from(tail), sqe);
         s.tail = if tail + 1 == self.depth { 0 } else { tail + 1 };
         bump(&self.stats.submitted, 1);
         if last {
@@ -404,11 +275,9 @@ impl<'bound> Queue<'bound> {
             }
             // The rest of the entry only after seeing the phase flip.
             dma_mb(Read);
-            // SAFETY: `head < depth` (checked by `phase_at`), the ring's
-            // length; the device may write the ring concurrently, hence
-            // volatile.
-            let cqe = unsafe {
-                core::ptr::read_volatile(self.cq.as_ptr().cast::<Cqe>().add(usize::from(c.head)))
+            // The device may write the ring concurrently: volatile reads.
+            let Ok(cqe) = read_cqe(&self.cq, usize::from(c.head)) else {
+                break; // Cannot happen: `phase_at` checked `head < depth`.
             };
             f(&cqe);
             count += 1;
@@ -423,12 +292,7 @@ impl<'bound> Queue<'bound> {
             let next = u32::from(c.head) | (u32::from(c.phase) << 16);
             self.cq_next.store(next, Ordering::Relaxed);
             bump(&self.stats.reaped, count.into());
-            if c.path.publish(c.head, old) {
-                self.db.ring_cq(c.head);
-                bump(&self.stats.cq_mmio, 1);
-            } else {
-                bump(&self.stats.cq_shadow_only, 1);
-            }
+            self.db.cq_head(&c.path, c.head, old, &self.stats);
         }
         Reaped { count }
     }
@@ -436,15 +300,9 @@ impl<'bound> Queue<'bound> {
     /// The phase tag of CQ entry `head` as the device last wrote it, or
     /// `None` past the ring.
     fn phase_at(&self, head: u16) -> Option<bool> {
-        if head >= self.depth {
-            return None;
-        }
-        // SAFETY: `head < depth`, the ring's length; the device may write
-        // the entry concurrently, hence volatile.
-        let dw3 = unsafe {
-            let slot = self.cq.as_ptr().cast::<Cqe>().add(usize::from(head));
-            core::ptr::read_volatile(core::ptr::addr_of!((*slot).dw3))
-        };
+        // The device may write the entry concurrently: a volatile read.
+        let dw3 =
+            (|| -> Result<u32> { Ok(io_read!(&self.cq, [try: usize::from(head)].dw3)) })().ok()?;
         Some(Cqe::phase_of_dw3(dw3))
     }
 
@@ -455,32 +313,43 @@ impl<'bound> Queue<'bound> {
         let next = self.cq_next.load(Ordering::Relaxed);
         self.phase_at(next as u16) == Some(next >> 16 != 0)
     }
+}
 
-    /// Gives the queue its blk-mq tags.
-    ///
-    /// # Safety
-    ///
-    /// `tags` stays valid until nothing can call [`Self::tag_to_rq`] any
-    /// more: the queue's interrupt, the reset work and the disks (`->poll`,
-    /// timeouts) are gone before the tag set is freed.
-    pub(crate) unsafe fn set_tags(&self, tags: *mut bindings::blk_mq_tags) {
-        self.tags.store(tags, Ordering::Release);
+/// Writes `e` into entry `i` of a submission ring, field by field with
+/// volatile stores; `ERANGE` past the ring.
+fn write_sqe(ring: &Coherent<[Sqe]>, i: usize, e: &Sqe) -> Result {
+    let s = io_project!(ring, [try: i]);
+    io_write!(s, .cdw0, e.cdw0);
+    io_write!(s, .nsid, e.nsid);
+    for (k, &w) in e.cdw2.iter().enumerate() {
+        io_write!(s, .cdw2[try: k], w);
     }
+    io_write!(s, .mptr, e.mptr);
+    io_write!(s, .prp1, e.prp1);
+    io_write!(s, .prp2, e.prp2);
+    for (k, &w) in e.cdw.iter().enumerate() {
+        io_write!(s, .cdw[try: k], w);
+    }
+    Ok(())
+}
 
-    /// The blk-mq request with `tag` on this queue, if the tag is valid.
-    pub(crate) fn tag_to_rq(&self, tag: u16) -> Option<*mut bindings::request> {
-        let tags = self.tags.load(Ordering::Acquire);
-        if tags.is_null() {
-            return None;
-        }
-        // SAFETY: set by `set_tags`, valid while anything can call this
-        // (its contract).
-        let t = unsafe { &*tags };
-        if u32::from(tag) >= t.nr_tags {
-            return None;
-        }
-        // SAFETY: `tag < nr_tags`, the length of `rqs` (blk_mq_tag_to_rq()).
-        let rq = unsafe { core::ptr::read_volatile(t.rqs.add(usize::from(tag))) };
-        (!rq.is_null()).then_some(rq)
-    }
+/// Writes `e` into entry `i` of a completion ring (only to clear it).
+fn write_cqe(ring: &Coherent<[Cqe]>, i: usize, e: &Cqe) -> Result {
+    let c = io_project!(ring, [try: i]);
+    io_write!(c, .dw0, e.dw0);
+    io_write!(c, .dw1, e.dw1);
+    io_write!(c, .dw2, e.dw2);
+    io_write!(c, .dw3, e.dw3);
+    Ok(())
+}
+
+/// Reads entry `i` of a completion ring as the device wrote it.
+fn read_cqe(ring: &Coherent<[Cqe]>, i: usize) -> Result<Cqe> {
+    let c = io_project!(ring, [try: i]);
+    Ok(Cqe {
+        dw0: io_read!(c, .dw0),
+        dw1: io_read!(c, .dw1),
+        dw2: io_read!(c, .dw2),
+        dw3: io_read!(c, .dw3),
+    })
 }
