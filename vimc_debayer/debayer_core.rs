@@ -262,27 +262,13 @@ impl Debayer<'_> {
         let r = self.window / 2;
         let bits = self.sink.bits;
         let col = |x: usize| cols.get(x).copied().unwrap_or(0);
-        // Per colour, the reciprocal of its sample count in a window whose
-        // columns are lo..=hi.
-        let recips = |lo: usize, hi: usize| -> [u64; 3] {
-            let n = parity_counts(lo, hi);
-            let (cq, co) = (n[qr], n[qr ^ 1]);
-            [
-                recip(rows.0 * cq),
-                recip(rows.0 * co + rows.1 * cq),
-                recip(rows.1 * co),
-            ]
-        };
+        let recips = |lo: usize, hi: usize| window_recips(rows, qr, lo, hi);
         let mut a = 0u64;
         let mut b = 0u64;
         // Adds (or subtracts) column x to the accumulator of its parity.
         let step = |a: &mut u64, b: &mut u64, x: usize, add: bool| {
             let acc = if x & 1 == qr { a } else { b };
-            if add {
-                *acc += col(x);
-            } else {
-                *acc -= col(x);
-            }
+            *acc = if add { *acc + col(x) } else { *acc - col(x) };
         };
         for x in 0..(r + 1).min(w) {
             step(&mut a, &mut b, x, true);
@@ -311,45 +297,76 @@ impl Debayer<'_> {
         }
         // Entering column e = x + r, leaving e - 2r - 1 (the other parity);
         // the window's first column x - r has e's parity.
-        let rec_same = recips(qr, qr + 2 * r);
-        let rec_other = recips(qr ^ 1, (qr ^ 1) + 2 * r);
-        let n = m1 - m0;
-        let l0 = m0.saturating_sub(r + 1); // m0 - r - 1 whenever n > 0
+        let recs = (&recips(qr, qr + 2 * r), &recips(qr ^ 1, (qr ^ 1) + 2 * r));
+        let l0 = m0.saturating_sub(r + 1); // m0 - r - 1 whenever m1 > m0
         if let (Some(enter), Some(leave), Some(mid)) = (
             cols.get(m0 + r..m1 + r),
-            cols.get(l0..l0 + n),
+            cols.get(l0..l0 + (m1 - m0)),
             out_row.get_mut(3 * m0..3 * m1),
         ) {
-            // Pixels in (same, other) pairs, so that no branch picks the
-            // accumulator; a first pixel of the other parity goes alone.
-            // (Not `zip` with the chunks: its random-access length divides
-            // by the chunk size, whose panic path objtool misreads.)
-            let mut cols = enter.iter().zip(leave);
-            let mut pxs = mid.chunks_exact_mut(3);
-            if (m0 + r) & 1 != qr {
-                if let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
-                    b += ce;
-                    a -= cl;
-                    emit::<SWAP>(px, a, b, &rec_other, bits);
-                }
-            }
-            while let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
-                a += ce;
-                b -= cl;
-                emit::<SWAP>(px, a, b, &rec_same, bits);
-                let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) else {
-                    break;
-                };
-                b += ce;
-                a -= cl;
-                emit::<SWAP>(px, a, b, &rec_other, bits);
-            }
+            let first_other = (m0 + r) & 1 != qr;
+            interior::<SWAP>(enter, leave, mid, (&mut a, &mut b), recs, first_other, bits);
         }
         if let Some(right) = out_row.get_mut(3 * m1..3 * w) {
             for (i, px) in right.chunks_exact_mut(3).enumerate() {
                 edge(&mut a, &mut b, m1 + i, px);
             }
         }
+    }
+}
+
+/// Per colour, the reciprocal of its sample count in a window of `rows`
+/// (rows of red's parity, others) whose columns are lo..=hi; `qr` is red's
+/// column parity.
+#[inline(always)]
+fn window_recips(rows: (u32, u32), qr: usize, lo: usize, hi: usize) -> [u64; 3] {
+    let n = parity_counts(lo, hi);
+    let (cq, co) = (n[qr], n[qr ^ 1]);
+    [
+        recip(rows.0 * cq),
+        recip(rows.0 * co + rows.1 * cq),
+        recip(rows.1 * co),
+    ]
+}
+
+/// The interior of a row, where the window is whole: column sums `enter`
+/// come in and `leave` go out, one each per pixel of `mid`.  `acc` is
+/// (red's parity, other) as in `row`; `recs` the reciprocals when the
+/// window starts on (red's parity, the other); `first_other`: the first
+/// entering column is of the other parity.
+#[inline(always)]
+fn interior<const SWAP: bool>(
+    enter: &[u64],
+    leave: &[u64],
+    mid: &mut [u8],
+    (a, b): (&mut u64, &mut u64),
+    (rec_same, rec_other): (&[u64; 3], &[u64; 3]),
+    first_other: bool,
+    bits: u32,
+) {
+    // Pixels in (same, other) pairs, so that no branch picks the
+    // accumulator; a first pixel of the other parity goes alone.  (Not
+    // `zip` with the chunks: its random-access length divides by the chunk
+    // size, whose panic path objtool misreads.)
+    let mut cols = enter.iter().zip(leave);
+    let mut pxs = mid.chunks_exact_mut(3);
+    if first_other {
+        if let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
+            *b += ce;
+            *a -= cl;
+            emit::<SWAP>(px, *a, *b, rec_other, bits);
+        }
+    }
+    while let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) {
+        *a += ce;
+        *b -= cl;
+        emit::<SWAP>(px, *a, *b, rec_same, bits);
+        let (Some(px), Some((&ce, &cl))) = (pxs.next(), cols.next()) else {
+            break;
+        };
+        *b += ce;
+        *a -= cl;
+        emit::<SWAP>(px, *a, *b, rec_other, bits);
     }
 }
 

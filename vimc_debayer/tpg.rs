@@ -100,11 +100,16 @@ impl Tpg {
         if out.len() < self.w as usize * self.h as usize * self.m.bpp {
             return Err(EINVAL);
         }
-        // SAFETY: by the invariants; `out` holds a whole frame at the
-        // bytes per line `new` set (checked above).
+        // SAFETY: by the invariants the tpg is ours, no other reference to
+        // it exists; `out` holds a whole frame at the bytes per line `new`
+        // set (checked above).
         unsafe {
-            apply(self.t.get(), look);
-            sys::tpg_fill_plane_buffer(self.t.get(), 0, 0, out.as_mut_ptr());
+            let t = self.t.get();
+            if apply(&mut *t, look) {
+                sys::tpg_update_mv_step(t);
+                (*t).recalc_lines = true;
+            }
+            sys::tpg_fill_plane_buffer(t, 0, 0, out.as_mut_ptr());
         }
         Ok(())
     }
@@ -119,33 +124,19 @@ impl Drop for Tpg {
 
 /// vimc's control handler on the tpg: the static inline setters
 /// `tpg_s_pattern`, `_hflip`, `_vflip`, `_brightness`, `_contrast`, `_hue`
-/// and `_saturation`, redone here.
-///
-/// # Safety
-///
-/// `t` is an initialised, allocated tpg no one else uses.
-unsafe fn apply(t: *mut sys::tpg_data, look: &Look) {
-    // SAFETY: per the contract; the borrow of `*t` ends before `t` is
-    // passed on.
-    unsafe {
-        let hflip_changed = {
-            let tp = &mut *t;
-            tp.pattern = look.pattern;
-            tp.brightness = look.brightness;
-            tp.contrast = look.contrast;
-            tp.saturation = look.saturation;
-            tp.hue = look.hue.clamp(-128, 128);
-            tp.recalc_colors = true;
-            tp.vflip = look.vflip;
-            let changed = tp.hflip != look.hflip;
-            tp.hflip = look.hflip;
-            changed
-        };
-        if hflip_changed {
-            sys::tpg_update_mv_step(t);
-            (*t).recalc_lines = true;
-        }
-    }
+/// and `_saturation`, redone here; whether the horizontal flip changed
+/// (then the caller updates the tpg's steps, as `tpg_s_hflip` does).
+fn apply(tp: &mut sys::tpg_data, look: &Look) -> bool {
+    tp.pattern = look.pattern;
+    tp.brightness = look.brightness;
+    tp.contrast = look.contrast;
+    tp.saturation = look.saturation;
+    tp.hue = look.hue.clamp(-128, 128);
+    tp.recalc_colors = true;
+    tp.vflip = look.vflip;
+    let changed = tp.hflip != look.hflip;
+    tp.hflip = look.hflip;
+    changed
 }
 
 /// The rest of what vimc's sensor does with a format: the tpg's static

@@ -13,7 +13,7 @@ use super::media::{set_str, sys, MediaDevice};
 use super::subdev::{Controls, Entity, CTRL_CLASS};
 pub(crate) use super::video_ops::PixFmt;
 use super::video_ops::{Tables, VideoOps};
-use buf::{QueuedBuf, Ring, MAX_BUFFERS};
+use buf::{BufList, QueuedBuf, BUF_STRUCT_SIZE};
 use core::marker::PhantomData;
 use core::ops::Deref;
 use stream::Job;
@@ -103,7 +103,7 @@ pub(crate) struct VideoNode<T: VideoOps> {
     #[pin]
     kept: Mutex<KVec<Controls>>,
     #[pin]
-    queued: SpinLock<Ring>,
+    queued: SpinLock<BufList>,
     /// The streaming thread while streaming (set and taken under the lock).
     #[pin]
     stream: Mutex<Option<Ticker<Job<T>>>>,
@@ -218,7 +218,7 @@ impl<T: VideoOps> VideoNode<T> {
             fops <- pin_init::init_zeroed(),
             hdl <- pin_init::init_zeroed(),
             kept <- new_mutex!(KVec::new()),
-            queued <- new_spinlock!(Ring::new()),
+            queued <- new_spinlock!(BufList::new()),
             stream <- new_mutex!(None),
             sequence: AtomicU32::new(0),
             shared,
@@ -250,7 +250,7 @@ impl<T: VideoOps> VideoNode<T> {
 
     /// Takes the oldest queued buffer, if any.
     pub(crate) fn next_buffer(&self) -> Option<Frame<'_>> {
-        self.queued.lock().pop().map(Frame::new)
+        self.queued.lock().as_mut().pop().map(Frame::new)
     }
 
     /// Completes `frame` with `payload` bytes and the node's next sequence
@@ -411,12 +411,11 @@ impl<T: VideoOps> VideoNode<T> {
                 | sys::vb2_io_modes_VB2_USERPTR
                 | sys::vb2_io_modes_VB2_DMABUF;
             (*q).drv_priv = this.cast();
-            (*q).buf_struct_size = core::mem::size_of::<sys::vb2_v4l2_buffer>() as u32;
+            (*q).buf_struct_size = BUF_STRUCT_SIZE as u32;
             (*q).ops = Tables::<T>::queue();
             (*q).mem_ops = &raw const sys::vb2_vmalloc_memops;
             (*q).timestamp_flags = sys::V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
             (*q).min_reqbufs_allocation = 2;
-            (*q).max_num_buffers = MAX_BUFFERS as u32;
             (*q).lock = self.lock_ptr();
             (*q).dev = (*media.v4l2()).dev;
             to_result(sys::vb2_queue_init(q))?;
@@ -433,11 +432,7 @@ impl<T: VideoOps> VideoNode<T> {
     pub(crate) unsafe fn queue_buf(&self, vb: *mut sys::vb2_buffer) {
         // SAFETY: per the contract.
         let b = unsafe { QueuedBuf::new(vb) };
-        // vb2 never has more than `MAX_BUFFERS`, so this cannot fail; if
-        // it did, the buffer goes back.
-        if let Err(b) = self.queued.lock().push(b) {
-            b.give_back(sys::vb2_buffer_state_VB2_BUF_STATE_ERROR);
-        }
+        self.queued.lock().as_mut().push(b);
     }
 
     /// Returns every queued buffer to vb2 in `state`.
@@ -448,7 +443,7 @@ impl<T: VideoOps> VideoNode<T> {
     /// `stop_streaming` (`state` ERROR) of this node.
     pub(crate) unsafe fn return_all(&self, state: sys::vb2_buffer_state) {
         let mut q = self.queued.lock();
-        while let Some(b) = q.pop() {
+        while let Some(b) = q.as_mut().pop() {
             b.give_back(state);
         }
     }

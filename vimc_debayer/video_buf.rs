@@ -5,20 +5,29 @@
 //! submodule of `video.rs`: only the node hands out or returns buffers.
 
 use super::super::media::sys;
-use core::marker::PhantomData;
-use kernel::bindings;
+use core::{marker::PhantomData, mem::offset_of, pin::Pin};
+use kernel::{bindings, prelude::*, types::Opaque};
 
-/// Buffers a queue may have (vb2's default, set explicitly because the
-/// queued ring holds that many).
-pub(super) const MAX_BUFFERS: usize = 32;
+/// Our vb2 buffer: vb2's own, then the link that queues it to us, as
+/// vimc's `vimc_capture_buffer`.  vb2 allocates it (`buf_struct_size`,
+/// zeroed); Rust never constructs one.
+#[repr(C)]
+pub(super) struct Buffer {
+    vb: sys::vb2_v4l2_buffer,
+    link: bindings::list_head,
+}
+
+/// `buf_struct_size` of our queues.
+pub(super) const BUF_STRUCT_SIZE: usize = core::mem::size_of::<Buffer>();
 
 /// A buffer vb2 gave us and we have not returned yet.
 ///
 /// # Invariants
 ///
-/// `0` is the `vb2_buf` of a `struct vb2_v4l2_buffer` of one of our
-/// queues, queued to us (`buf_queue`) and not returned yet; one
-/// `QueuedBuf` per buffer, consumed by returning it.
+/// `0` is the `vb2_buf` of a [`Buffer`] of one of our queues (its first
+/// member, at offset 0), queued to us (`buf_queue`) and not returned yet;
+/// one `QueuedBuf` per buffer, consumed by returning it or by
+/// [`BufList::push`].
 pub(super) struct QueuedBuf(*mut sys::vb2_buffer);
 // SAFETY: the buffer belongs to us until `vb2_buffer_done`, which may be
 // called from any context.
@@ -116,40 +125,63 @@ impl Drop for Frame<'_> {
     }
 }
 
-/// The queued buffers, oldest first, in place: `buf_queue` (atomic
-/// context, no way to fail) never allocates, and vb2 never has more than
-/// `MAX_BUFFERS` buffers.
-pub(super) struct Ring {
-    slots: [Option<QueuedBuf>; MAX_BUFFERS],
-    head: usize,
-    len: usize,
+/// The queued buffers, oldest first, linked through their own
+/// [`Buffer`]'s `link`, as vimc's list: `buf_queue` (atomic context)
+/// never allocates and cannot fail.  Used under its node's spinlock.
+///
+/// # Invariants
+///
+/// `head` is at a pinned address, all zeroes until the first push (an
+/// empty list, set up then) or an initialised list head; every entry is
+/// the `link` of a [`Buffer`] whose [`QueuedBuf`] was pushed and not
+/// popped.
+#[pin_data]
+pub(super) struct BufList {
+    #[pin]
+    head: Opaque<bindings::list_head>,
 }
 
-impl Ring {
-    pub(super) const fn new() -> Self {
-        Self {
-            slots: [const { None }; MAX_BUFFERS],
-            head: 0,
-            len: 0,
-        }
+// SAFETY: the entries are buffers owned as `QueuedBuf`s, which are `Send`;
+// the list moves between contexts only under its node's spinlock.
+unsafe impl Send for BufList {}
+
+impl BufList {
+    pub(super) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            head: Opaque::zeroed(),
+        })
     }
 
-    /// Appends `b`; gives it back if the ring is full.
-    pub(super) fn push(&mut self, b: QueuedBuf) -> core::result::Result<(), QueuedBuf> {
-        match self.slots.get_mut((self.head + self.len) % MAX_BUFFERS) {
-            Some(slot @ None) => {
-                *slot = Some(b);
-                self.len += 1;
-                Ok(())
+    /// Appends `b`.
+    pub(super) fn push(self: Pin<&mut Self>, b: QueuedBuf) {
+        let (buf, head) = (b.0.cast::<Buffer>(), self.head.get());
+        // SAFETY: `b` owns its `Buffer` (its invariants), whose link is in
+        // no list; the head is ours, pinned and zeroed or initialised, and
+        // `&mut` excludes every other user of the list.
+        unsafe {
+            if (*head).next.is_null() {
+                bindings::INIT_LIST_HEAD(head);
             }
-            _ => Err(b),
+            bindings::list_add_tail(&raw mut (*buf).link, head);
         }
     }
 
-    pub(super) fn pop(&mut self) -> Option<QueuedBuf> {
-        let b = self.slots.get_mut(self.head)?.take()?;
-        self.head = (self.head + 1) % MAX_BUFFERS;
-        self.len -= 1;
-        Some(b)
+    /// Takes the oldest buffer out.
+    pub(super) fn pop(self: Pin<&mut Self>) -> Option<QueuedBuf> {
+        let head = self.head.get();
+        // SAFETY: the head is zeroed or initialised (invariant) and `&mut`
+        // excludes other users; a first entry other than the head is the link of a
+        // pushed `Buffer` (invariant), unlinked here (`list_del`), whose
+        // `vb2_buffer` is at offset 0.
+        unsafe {
+            let first = (*head).next;
+            if first.is_null() || first == head {
+                return None;
+            }
+            (*(*first).next).prev = head;
+            (*head).next = (*first).next;
+            let buf = first.byte_sub(offset_of!(Buffer, link));
+            Some(QueuedBuf(buf.cast()))
+        }
     }
 }

@@ -36,24 +36,8 @@ pub(crate) fn set_format(
     if node.busy(held) {
         return Err(EBUSY);
     }
-    let (sen, deb, _) = node.sources.get();
-    let sensor_now = sen.active(sensor::SRC).ok_or(EINVAL)?;
-    let rgb_now = deb.active(debayer::SRC).ok_or(EINVAL)?.code;
+    let (bayer, rgb) = codes_for(node, &new)?;
     let size = (new.width, new.height);
-    let (bayer, rgb) = match node.path {
-        Path::Rgb => (
-            sensor_now.code,
-            pixfmt::rgb_code_of_fourcc(new.pixelformat).ok_or(EINVAL)?,
-        ),
-        Path::Raw => (
-            formats::BAYER_MAPS
-                .iter()
-                .find(|m| m.fourcc == new.pixelformat)
-                .ok_or(EINVAL)?
-                .code,
-            rgb_now,
-        ),
-    };
     // What the other node's format becomes: its layout at the new size
     // (the raw node's layout is the sensor's order).
     let other = node
@@ -91,6 +75,28 @@ pub(crate) fn set_format(
         rgb
     );
     Ok(new)
+}
+
+/// The sensor's Bayer code and the debayer's source code that give `new`
+/// on `node`: one follows `new`, the other stays what it is.
+fn codes_for(node: &Node, new: &PixFmt) -> Result<(u32, u32)> {
+    let (sen, deb, _) = node.sources.get();
+    let sensor_now = sen.active(sensor::SRC).ok_or(EINVAL)?.code;
+    let rgb_now = deb.active(debayer::SRC).ok_or(EINVAL)?.code;
+    Ok(match node.path {
+        Path::Rgb => (
+            sensor_now,
+            pixfmt::rgb_code_of_fourcc(new.pixelformat).ok_or(EINVAL)?,
+        ),
+        Path::Raw => (
+            formats::BAYER_MAPS
+                .iter()
+                .find(|m| m.fourcc == new.pixelformat)
+                .ok_or(EINVAL)?
+                .code,
+            rgb_now,
+        ),
+    })
 }
 
 /// Sensor -> debayer -> scaler at 1:1 for a `sensor` frame and the debayer
