@@ -169,10 +169,11 @@ impl BufList {
     /// Takes the oldest buffer out.
     pub(super) fn pop(self: Pin<&mut Self>) -> Option<QueuedBuf> {
         let head = self.head.get();
-        // SAFETY: the head is zeroed or initialised (invariant) and `&mut`
-        // excludes other users; a first entry other than the head is the link of a
+        // The head is zeroed or initialised (invariant) and `&mut` excludes
+        // other users; a first entry other than the head is the link of a
         // pushed `Buffer` (invariant), unlinked here (`list_del`), whose
         // `vb2_buffer` is at offset 0.
+        // SAFETY: as the comment above says.
         unsafe {
             let first = (*head).next;
             if first.is_null() || first == head {
