@@ -132,15 +132,16 @@ impl MediaDevice {
     fn new<'a>(dev: &'a Device<Bound>, model: &'a CStr) -> impl PinInit<Self, Error> + 'a {
         let raw_dev: *mut kernel::bindings::device = core::ptr::from_ref(dev).cast_mut().cast();
         // The two structures are set up in one closure so that a failure
-        // part-way can undo what was done, in reverse.
-        let init = move |this: *mut Self| -> Result {
-            // `this` is valid for writes (pin-init slot); `mdev`
-            // and `v4l2` are plain C data for which all-zero is the
-            // documented starting state, exclusively ours until registered;
-            // the other fields need no drop; `raw_dev` is a live bound
-            // device.  A failure part-way undoes what was done.
-            // SAFETY: as the comment above says.
-            unsafe {
+        // part-way can undo what was done, in reverse.  In the closure,
+        // `this` is valid for writes (pin-init slot); `mdev` and `v4l2` are
+        // plain C data for which all-zero is the documented starting state,
+        // exclusively ours until registered; the other fields need no drop;
+        // `raw_dev` is a live bound device.  On success every field is
+        // initialised (C-initialised `Opaque`s); on error nothing needs
+        // dropping (undone in the closure).
+        // SAFETY: as the comment above says.
+        unsafe {
+            pin_init::pin_init_from_closure(move |this: *mut Self| -> Result {
                 let mdev = Opaque::cast_into(core::ptr::addr_of!((*this).mdev.raw));
                 let v4l2 = Opaque::cast_into(core::ptr::addr_of!((*this).v4l2));
                 mdev.write_bytes(0, 1);
@@ -158,12 +159,9 @@ impl MediaDevice {
                     sys::media_device_cleanup(mdev);
                     return Err(e);
                 }
-            }
-            Ok(())
-        };
-        // SAFETY: on success every field is initialised (C-initialised
-        // `Opaque`s); on error nothing needs dropping (undone above).
-        unsafe { pin_init::pin_init_from_closure(init) }
+                Ok(())
+            })
+        }
     }
 
     /// The raw media device, for entity registration.

@@ -139,6 +139,46 @@ nvme_reset_bindings() {
 		pci_unbind "$b" 2>/dev/null || true
 	done
 	! grep -q "^nvme " /proc/modules || rmmod nvme 2>/dev/null || echo "  (could not unload nvme)"
+	# A regular file where a disk's node belongs (a program that opened the
+	# name after the disk went) would keep devtmpfs from creating the node.
+	for b in /dev/rnvme* /dev/nvme*; do
+		[ ! -f "$b" ] || { echo "  (removed a regular file $b)"; rm -f "$b"; }
+	done
+}
+
+# Runs v4l2-ctl "$@" in the background (its pid in $sp) and waits up to 60 s
+# until the pipeline has produced a frame more (the driver's per-entity
+# frame counters): a program's start takes seconds under TCG, longer in a
+# busy guest, so no fixed sleep says that it is streaming.  False if it
+# ended or the time ran out.
+stream_bg() {
+	local t=/sys/kernel/debug/vimc_debayer/timing i n0
+	frames() { sed -n 's/.* frames=\([0-9]*\) .*/\1/p' "$t" | awk '{s += $1} END {print s + 0}'; }
+	n0=$(frames)
+	v4l2-ctl "$@" &
+	sp=$!
+	for ((i = 0; i < 600; i++)); do
+		[ "$(frames)" -gt "$n0" ] && return 0
+		kill -0 $sp 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# Waits up to $3 s (default 120) until block device $1 has I/O in flight or
+# has completed 32 more commands, while process $2 (fio) lives; false if it
+# ended or the time ran out.  fio maps some 60 shared libraries before its
+# first I/O: seconds under TCG, up to a minute in a busy guest, so no fixed
+# sleep says that I/O is running.
+io_started() {
+	local st=/sys/block/${1#/dev/}/stat i n0
+	n0=$(awk '{print $1 + $5}' "$st")
+	for ((i = 0; i < ${3:-120} * 10; i++)); do
+		kill -0 "$2" 2>/dev/null || return 1
+		awk -v n0="$n0" '{exit !($9 > 0 || $1 + $5 >= n0 + 32)}' "$st" && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # Phase marker in QEMU's trace: appends NAME to MARKS and reads BAR0 offset

@@ -37,7 +37,7 @@ randread() {
 	local name=$1
 	echo 1 >"$dfs/stats"
 	mark_phase "$name-begin"
-	fio --name=rr --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=32 \
+	fio --allow_file_create=0 --name=rr --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=32 \
 		--rw=randread --bs=4k --io_size=12m --norandommap --randrepeat=0 \
 		--output-format=json --output="$out/$name.json" >/dev/null 2>&1 ||
 		fail "fio $name failed"
@@ -107,7 +107,7 @@ echo 1 >"$dfs/dbbuf"
 echo 1 >"$dfs/stats"
 mark_phase "switch-begin"
 mark switch
-fio --name=sw --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=16 \
+fio --allow_file_create=0 --name=sw --filename="/dev/$disk" --direct=1 --ioengine=io_uring --iodepth=16 \
 	--rw=randwrite --bs=4k --size=24m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output-format=json --output="$out/switch.json" >/dev/null 2>&1 &
 fio_pid=$!
@@ -116,7 +116,7 @@ submitted() { awk 'NR > 1 {s += $2} END {print s + 0}' "$dfs/stats"; }
 last=0
 for op in reset dbbuf=0 reset dbbuf=1 reset; do
 	# Each operation lands while fio has commands going: wait for 200 more.
-	for i in $(seq 150); do
+	for i in $(seq 600); do
 		[ "$(submitted)" -ge $((last + 200)) ] && break
 		kill -0 $fio_pid 2>/dev/null || break
 		sleep 0.2

@@ -20,7 +20,7 @@ for engine in libaio io_uring; do
 		if [ $bs = split ]; then bsarg="--bssplit=512/10:4k/50:64k/30:1m/10"; else bsarg="--bs=$bs"; fi
 		f=$out/$engine-$bs.json
 		read -r _ _ r0 _ _ _ w0 _ </sys/block/rnvme0n1/stat
-		fio --name=verify --filename=/dev/rnvme0n1 --direct=1 --ioengine=$engine \
+		fio --allow_file_create=0 --name=verify --filename=/dev/rnvme0n1 --direct=1 --ioengine=$engine \
 			--iodepth=32 --numjobs=4 --size=$size --offset_increment=$size $bsarg \
 			--rw=randwrite --verify=crc32c --do_verify=1 --verify_fatal=1 \
 			--group_reporting=0 --output-format=json --output="$f" >/dev/null 2>&1 ||
@@ -55,7 +55,7 @@ log "$n fio verify runs passed"
 # Sequential reads with big buffers: the block layer merges physically
 # contiguous pages into segments beyond 64 KiB (DMA debug checks the
 # device's max segment size against them; guest-run fails on its warning).
-fio --name=seq --filename=/dev/rnvme0n1 --direct=1 --ioengine=libaio --iodepth=32 \
+fio --allow_file_create=0 --name=seq --filename=/dev/rnvme0n1 --direct=1 --ioengine=libaio --iodepth=32 \
 	--rw=read --bs=128k --size=64m --time_based --runtime=6 --output-format=json --output=$out/seq.json >/dev/null 2>&1 ||
 	fail "sequential 128 KiB read failed"
 dmesg_since | grep -E "nvme_dbbuf.*(timed out|stale|invalid command id|cannot describe)" && fail "driver reported command errors"

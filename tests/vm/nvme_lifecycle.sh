@@ -9,13 +9,15 @@ insmod_ours nvme_dbbuf
 # fio in the background on $1 for $2 s (time based); its JSON in /tmp/$3.json;
 # fd 7 is the disk, opened before any removal.
 fio_bg() {
-	fio --name="$3" --filename="$1" --direct=1 --ioengine=libaio --iodepth=32 \
+	fio --allow_file_create=0 --name="$3" --filename="$1" --direct=1 --ioengine=libaio --iodepth=32 \
 		--rw=randrw --bs=4k --size=64m --time_based --runtime="$2" \
 		--output-format=json --output="/tmp/$3.json" >/dev/null 2>&1 &
 	fio_pid=$!
 	exec 7<"$1"
-	sleep 4
-	kill -0 $fio_pid 2>/dev/null || fail "fio ($3) ended early: $(tail -c 300 /tmp/$3.json)"
+	io_started "$1" $fio_pid || fail "fio ($3) ended or did no I/O in 120 s: $(tail -c 300 /tmp/$3.json)"
+	# A few commands more, so that a removal finds a full queue.
+	sleep 1
+	inflight=$(awk '{print $9}' "/sys/block/${1#/dev/}/stat")
 }
 # Waits up to $1 s for fio; its exit status in $fio_rc.
 fio_wait() {
@@ -60,7 +62,7 @@ took=$(($(date +%s) - t0))
 r=$(dead_disk_check)
 exec 7<&- # the old fd pins the module
 fio_wait 60
-log "unbind during fio (32 in flight): took ${took}s; read via an old fd afterwards: $r; fio ended (exit $fio_rc, error $(fio_err /tmp/unbind.json))"
+log "unbind during fio ($inflight in flight): took ${took}s; read via an old fd afterwards: $r; fio ended (exit $fio_rc, error $(fio_err /tmp/unbind.json))"
 dmesg_since | grep -q "nvme_dbbuf $bdf: unbound" || fail "no unbound line"
 [ ! -b "$dev" ] || fail "$dev still present after unbind"
 # fio may have created a regular file by that name once the node was gone.
@@ -133,7 +135,7 @@ setpci -s "$bdf" COMMAND="$cmd0"
 d=$(dmesg_since)
 grep -E "command\(s\) failed|unbound" <<<"$d" | sed 's/^\[[ 0-9.]*\] /  /'
 log "unbind right after the controller vanished under fio: ${took}s, fio exit $fio_rc"
-grep -qE "controller Deleting: [0-9]+ command\(s\) failed" <<<"$d" || fail "in-flight commands not failed at unbind"
+grep -qE "controller Deleting: [1-9][0-9]* command\(s\) failed" <<<"$d" || fail "in-flight commands not failed at unbind"
 [ "$took" -lt 10 ] || fail "unbind of a vanished controller took ${took}s"
 [ "$fio_rc" != 0 ] || fail "fio saw no error although the controller was gone"
 rmmod nvme_dbbuf || fail "rmmod after the vanished unbind"

@@ -26,7 +26,7 @@ job() {
 	local what=$1 where=$2
 	shift 2
 	echo 1 >"$ctl/stats"
-	fio --name="$what" --filename="$dev" --direct=1 --rw=randwrite --bs=4k --size=2m \
+	fio --allow_file_create=0 --name="$what" --filename="$dev" --direct=1 --rw=randwrite --bs=4k --size=2m \
 		--verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=json --output=$out "$@" \
 		>/dev/null 2>&1 || { tail -c 600 $out; fail "fio $what failed"; }
 	python3 - $out "$ctl/stats" "$pq" "$where" "$what" <<'PY' || fail "fio $what: check failed"
@@ -59,12 +59,11 @@ job pvsync2-hipri irq --ioengine=pvsync2 --hipri
 # the reset; fio's verify passes.
 polled() { awk -v q="$pq" '$1 == q {print $8}' "$ctl/stats"; }
 mark "poll reset"
-fio --name=reset --filename="$dev" --direct=1 --ioengine=io_uring --hipri --iodepth=32 \
+fio --allow_file_create=0 --name=reset --filename="$dev" --direct=1 --ioengine=io_uring --hipri --iodepth=32 \
 	--rw=randwrite --bs=4k --size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output-format=json --output=$out >/dev/null 2>&1 &
 fio_pid=$!
-sleep 1
-kill -0 $fio_pid 2>/dev/null || fail "fio ended before the reset"
+io_started "$dev" $fio_pid || fail "fio ended or did no I/O before the reset"
 echo bad_cid >"$ctl/inject"
 wait_dmesg "controller reset done" 120 || fail "no reset after the bad completion"
 p0=$(polled)
@@ -79,10 +78,10 @@ pools_idle "$ctl"
 
 # An unbind with polled I/O in flight: fio ends (with errors) within the
 # time limit, nothing hangs or splats; rebound, the disk works.
-fio --name=unbind --filename="$dev" --direct=1 --ioengine=io_uring --hipri --iodepth=32 \
+fio --allow_file_create=0 --name=unbind --filename="$dev" --direct=1 --ioengine=io_uring --hipri --iodepth=32 \
 	--rw=randread --bs=4k --time_based --runtime=60 --output-format=json --output=$out >/dev/null 2>&1 &
 fio_pid=$!
-sleep 2
+io_started "$dev" $fio_pid || fail "fio ended or did no I/O before the unbind"
 t0=$(date +%s)
 pci_unbind "$bdf" &
 unbind_pid=$!

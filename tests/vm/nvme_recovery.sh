@@ -46,7 +46,7 @@ lost_identify() {
 	nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout="$1" >"$2" 2>&1
 }
 verify_job() { # DISK NAME MiB: fio write+verify, fails the test on error
-	fio --name="$2" --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
+	fio --allow_file_create=0 --name="$2" --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw=randwrite --bs=4k --size="$3"m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 		--output-format=json --output=/tmp/$2.json >/dev/null 2>&1 ||
 		{ tail -c 600 /tmp/$2.json; fail "fio $2 failed"; }
@@ -109,11 +109,11 @@ grep -qE "sending Abort|resetting" <<<"$d" && fail "a lost interrupt led to an A
 # under fio: bus mastering off before anything is taken back, then the
 # reset succeeds (the second disable works) and fio's verify passes.
 mark stuck_rdy
-fio --name=stuck --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16 \
+fio --allow_file_create=0 --name=stuck --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16 \
 	--rw=randwrite --bs=4k --size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output-format=json --output=/tmp/stuck.json >/dev/null 2>&1 &
 fio_pid=$!
-sleep 2
+io_started "$dev" $fio_pid || fail "fio ended or did no I/O before the stuck disable"
 echo stuck_rdy >"$ctl/inject"
 echo 1 >"$ctl/reset" || fail "reset after a stuck disable failed"
 wait $fio_pid || { tail -c 600 /tmp/stuck.json; fail "fio failed across the stuck disable"; }

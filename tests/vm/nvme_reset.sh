@@ -28,7 +28,7 @@ echo 1 >$fi_dir/times
 echo 0 >$fi_dir/verbose
 mark recovery
 out=/tmp/reset.json
-fio --name=rec --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
+fio --allow_file_create=0 --name=rec --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
 	--rw=randwrite --bs=4k --size=8m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 	--output-format=json --output=$out >/dev/null 2>&1 ||
 	{ tail -c 600 $out; fail "fio failed across the recovery"; }
@@ -57,11 +57,11 @@ ctl=$(ls -d /sys/kernel/debug/nvme_dbbuf/rnvme*/ | head -n1)
 for what in bad_cid dup_cid; do
 	resets0=$(sed -n 's/.*resets \([0-9]*\).*/\1/p' "$ctl/summary")
 	mark "$what"
-	fio --name="$what" --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
+	fio --allow_file_create=0 --name="$what" --filename=$dev --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw=randwrite --bs=4k --size=16m --verify=crc32c --do_verify=1 --verify_fatal=1 \
 		--output-format=json --output=$out >/dev/null 2>&1 &
 	fio_pid=$!
-	sleep 2
+	io_started "$dev" $fio_pid || fail "$what: fio ended or did no I/O"
 	echo "$what" >"$ctl/inject"
 	wait_dmesg "controller reset done" 120 || fail "$what: no reset after the bad completion"
 	wait $fio_pid || { tail -c 600 $out; fail "fio failed across the $what reset"; }

@@ -16,7 +16,7 @@ ctl=/sys/kernel/debug/nvme_dbbuf/$(basename "$cdev")
 [ -d "$ctl" ] || fail "no $ctl"
 runtime=45
 mark stress
-fio --name=stress --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16 \
+fio --allow_file_create=0 --name=stress --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16 \
 	--rw=randwrite --bs=4k --size=32m --verify=crc32c --verify_backlog=256 --verify_fatal=1 \
 	--time_based --runtime=$runtime --output-format=json --output=/tmp/stress.json >/dev/null 2>&1 &
 fio_pid=$!

@@ -111,10 +111,8 @@ log "link validation: mismatched formats -> EPIPE at stream on"
 # No format change while streaming (small frames: under TCG with KASAN a
 # 640x480 frame takes over a second).
 pipe_fmt SRGGB8_1X8 160 120
-v4l2-ctl -d "$vid" --stream-mmap --stream-count=1000 --stream-to=/dev/null &
-sp=$!
-sleep 3
-[ -d /proc/$sp ] || fail "background stream ended early"
+stream_bg -d "$vid" --stream-mmap --stream-count=1000 --stream-to=/dev/null ||
+	fail "background stream ended early or never began"
 busy_sensor=$(mc -V '"Sensor A":0[fmt:SRGGB8_1X8/320x240]' 2>&1 || true)
 busy_cap=$(v4l2-ctl -d "$vid" --set-fmt-video=width=320,height=240 2>&1 || true)
 kill $sp 2>/dev/null || true
@@ -148,9 +146,8 @@ log "v4l2-compliance -s $raw --expbuf-device $vid: 0 failures, 0 warnings, MMAP,
 # dmabufs exported by the RGB node.
 pipe_fmt SRGGB8_1X8 160 120
 echo 0 >/sys/kernel/debug/vimc_debayer/timing
-v4l2-ctl -d "$vid" --stream-mmap --stream-count=100000 --stream-to=/dev/null &
-sp=$!
-sleep 2
+stream_bg -d "$vid" --stream-mmap --stream-count=100000 --stream-to=/dev/null ||
+	fail "the RGB stream ended early or never began"
 rawout=$REPO/build/vm/vimc-raw.raw
 rm -f "$rawout"
 v4l2-ctl -d "$raw" --stream-mmap --stream-count=3 --stream-to="$rawout" || fail "raw stream"
@@ -179,9 +176,8 @@ log "dmabuf: raw node filled buffers exported by the RGB node, same bytes as mma
 # While only the raw node streams, the shared pipeline is validated and
 # started: the debayer and scaler formats are fixed as well, and the RGB
 # node, whose start the media core no longer validates, checks its own end.
-v4l2-ctl -d "$raw" --stream-mmap --stream-count=100000 --stream-to=/dev/null &
-sp=$!
-sleep 2
+stream_bg -d "$raw" --stream-mmap --stream-count=100000 --stream-to=/dev/null ||
+	fail "the raw stream ended early or never began"
 busy_scaler=$(mc -V '"Scaler":1[fmt:RGB888_1X24/80x60]' 2>&1 || true)
 v4l2-ctl -d "$vid" --set-fmt-video=width=80,height=60,pixelformat=RGB3 || fail "capture format (idle node)"
 err=$(v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to=/dev/null 2>&1)

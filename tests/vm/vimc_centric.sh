@@ -147,9 +147,8 @@ bars "$out/again.raw" 320 240 RGB3 >/dev/null || fail "frame after S_FMT"
 log "sensor set by media-ctl: stream on EPIPE; S_FMT on the node: streams again"
 
 # While one node streams, the other cannot change the pipeline.
-v4l2-ctl -d "$raw" --stream-mmap --stream-count=100000 --stream-to=/dev/null &
-sp=$!
-sleep 2
+stream_bg -d "$raw" --stream-mmap --stream-count=100000 --stream-to=/dev/null ||
+	fail "raw stream ended early or never began"
 busy=$(v4l2-ctl -d "$vid" -v width=160,height=120,pixelformat=RGB3 2>&1 || true)
 [ -d /proc/$sp ] || fail "raw stream ended early"
 kill $sp
