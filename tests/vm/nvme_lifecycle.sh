@@ -17,7 +17,7 @@ fio_bg() {
 	io_started "$1" $fio_pid || fail "fio ($3) ended or did no I/O in 120 s: $(tail -c 300 /tmp/$3.json)"
 	# A few commands more, so that a removal finds a full queue.
 	sleep 1
-	inflight=$(awk '{print $9}' "/sys/block/${1#/dev/}/stat")
+	inflight=$(awk '{print $1 + $2}' "/sys/block/${1#/dev/}/inflight")
 }
 # Waits up to $1 s for fio; its exit status in $fio_rc.
 fio_wait() {

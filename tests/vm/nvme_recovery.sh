@@ -45,6 +45,9 @@ lost_identify() {
 	echo lost_admin >"$ctl/inject"
 	nvme admin-passthru "$cdev" --opcode=0x06 --cdw10=1 --data-len=4096 --read --timeout="$1" >"$2" 2>&1
 }
+# Until the command lost_identify sent has had its completion dropped, so
+# that the passthrough waits (nvme-cli takes seconds to start under TCG).
+passthru_waiting() { wait_dmesg "test hook: admin completion 0x[0-9a-f]+ lost" 120; }
 verify_job() { # DISK NAME MiB: fio write+verify, fails the test on error
 	fio --allow_file_create=0 --name="$2" --filename="$1" --direct=1 --ioengine=libaio --iodepth=16 \
 		--rw=randwrite --bs=4k --size="$3"m --verify=crc32c --do_verify=1 --verify_fatal=1 \
@@ -159,10 +162,10 @@ verify_job "$dev" after-admin 4
 # for a cancelled passthrough), whose reset takes the request back, and
 # the read completes.
 mark interrupt
-t0=$SECONDS
 lost_identify 30000 /tmp/pt2.out &
 pt=$!
-sleep 1
+passthru_waiting || fail "the passthrough's command never went out"
+t0=$SECONDS
 fault_on "$dev" 1
 read -r rc t <<<"$(timed_read "$dev")"
 fault_off "$dev"
@@ -182,7 +185,7 @@ nvme id-ctrl "$cdev" >/dev/null || fail "identify after the interrupted passthro
 mark unbind_passthru
 lost_identify 30000 /tmp/pt3.out &
 pt=$!
-sleep 1
+passthru_waiting || fail "the passthrough's command never went out"
 t0=$SECONDS
 echo "$bdf" >"/sys/bus/pci/devices/$bdf/driver/unbind"
 t=$((SECONDS - t0))
