@@ -47,6 +47,16 @@ mod identify;
 mod irq;
 #[path = "nvme_dbbuf/lease.rs"]
 mod lease;
+#[path = "nvme_dbbuf/mq.rs"]
+mod mq;
+#[path = "nvme_dbbuf/mq_disk.rs"]
+mod mq_disk;
+#[path = "nvme_dbbuf/mq_request.rs"]
+mod mq_request;
+#[path = "nvme_dbbuf/mq_tag_set.rs"]
+mod mq_tag_set;
+#[path = "nvme_dbbuf/mq_vtable.rs"]
+mod mq_vtable;
 #[path = "nvme_dbbuf/namespace.rs"]
 mod namespace;
 #[path = "nvme_dbbuf/nvme_dev.rs"]

@@ -256,7 +256,11 @@ impl<'bound> NvmeDev<'bound> {
         for q in self.io_queues() {
             q.reap(|cqe| <crate::blk_ops::IoCompleter as irq::Completer>::complete(q, cqe));
         }
-        self.tagset.as_ref().map_or(0, |t| t.cancel_inflight())
+        let mut n = 0;
+        if let Some(t) = self.tagset.as_ref() {
+            t.for_each_in_flight(|rq| n += u32::from(crate::blk_ops::cancel(rq)));
+        }
+        n
     }
 
     /// Stops the controller and fails every request in flight and after.

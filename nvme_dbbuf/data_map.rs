@@ -3,13 +3,18 @@
 //! A request's data as the controller sees it: DMA-mapped (its one segment
 //! directly, any other through a scatterlist from the pool) and described
 //! by PRPs (past two pages, a list block from the pool), all given back at
-//! completion.  Part of the blk-mq glue (`blk.rs`), on the same C API.
+//! completion.  Part of the blk-mq layer (`mq.rs`), on the DMA API.
 
 use kernel::{bindings, prelude::*};
 
-use crate::blk::{BlkShared, BLK_STS_IOERR, BLK_STS_RESOURCE, PAGE};
+use crate::blk::{BlkShared, MAX_SEGS, PAGE};
+use crate::mq::{Operations, Status};
+use crate::mq_request::PendingRef;
 use crate::pool::{PoolBlock, SgList};
 use crate::prp::{self, PrpError, Prps};
+
+const BLK_STS_IOERR: bindings::blk_status_t = Status::IOERR.0;
+const BLK_STS_RESOURCE: bindings::blk_status_t = Status::RESOURCE.0;
 
 /// How a request's data is DMA-mapped.
 #[derive(Clone, Copy)]
@@ -25,7 +30,13 @@ enum DataMap {
 
 /// What one use of a request holds for its data, from `queue_rq` to its
 /// completion (the owner's part of the request's driver data).
+///
+/// # Invariants
+///
+/// While `map` is not `None`, the data is mapped for `dev`, the tag set's
+/// DMA device, bound as long as the tag set (`TagSet::new`'s contract).
 pub(crate) struct DataMapping {
+    dev: *mut bindings::device,
     /// Taken from [`BlkShared::sgs`] for a request of several segments.
     sg: Option<SgList>,
     /// Taken from [`BlkShared::lists`] for a request touching more than
@@ -35,6 +46,10 @@ pub(crate) struct DataMapping {
     map: DataMap,
     write: bool,
 }
+
+// SAFETY: `dev` is only a handle for the DMA API, which may be called from
+// any context; the rest is owned data.
+unsafe impl Send for DataMapping {}
 
 fn dma_dir(write: bool) -> bindings::dma_data_direction {
     if write {
@@ -47,6 +62,7 @@ fn dma_dir(write: bool) -> bindings::dma_data_direction {
 impl DataMapping {
     pub(crate) const fn new() -> Self {
         Self {
+            dev: core::ptr::null_mut(),
             sg: None,
             list: None,
             map: DataMap::None,
@@ -54,32 +70,30 @@ impl DataMapping {
         }
     }
 
-    /// Maps `rq`'s data (`bytes` in `nsegs` segments) for `dev` and
+    /// Maps pending request `rq`'s data for its tag set's DMA device and
     /// describes it with PRPs; on failure nothing stays mapped or held.
-    ///
-    /// # Safety
-    ///
-    /// `rq` is a started-to-be request whose data `dev` can map, with
-    /// `1 <= nsegs <= MAX_SEGS` physical segments of `bytes` bytes in all;
-    /// `self` holds nothing (a new use, or released).
-    pub(crate) unsafe fn map_rw(
+    pub(crate) fn map_rw<T: Operations>(
         &mut self,
-        dev: *mut bindings::device,
         shared: &BlkShared<'_>,
-        rq: *mut bindings::request,
-        (bytes, nsegs): (u32, u16),
+        rq: PendingRef<'_, T>,
         write: bool,
-    ) -> Result<Prps, bindings::blk_status_t> {
+    ) -> Result<Prps, Status> {
+        let (bytes, nsegs) = (rq.bytes(), rq.nr_phys_segments());
+        if nsegs == 0 || usize::from(nsegs) > MAX_SEGS || !matches!(self.map, DataMap::None) {
+            return Err(Status::IOERR);
+        }
         self.write = write;
-        // SAFETY: caller guarantee.
-        let first = unsafe { self.map_data(dev, shared, rq, bytes, nsegs)? };
+        self.dev = rq.dma_dev();
+        // SAFETY: a pending request (`PendingRef`) with `1 <= nsegs <=
+        // MAX_SEGS` segments, nothing mapped; `self.dev` is bound.
+        let first = unsafe { self.map_data(shared, rq.as_raw(), bytes, nsegs) }.map_err(Status)?;
         if prp::needs_list(first, bytes, PAGE) {
             match shared.lists.alloc() {
                 Some(b) => self.list = Some(b),
                 None => {
-                    // SAFETY: mapped just above, not yet seen by the device.
-                    unsafe { self.release(dev, Some(shared)) };
-                    return Err(BLK_STS_RESOURCE);
+                    // Mapped just above, not yet seen by the device.
+                    self.release(Some(shared));
+                    return Err(Status::RESOURCE);
                 }
             }
         }
@@ -88,9 +102,9 @@ impl DataMapping {
             Ok(p) => Ok(p),
             Err(e) => {
                 pr_err!("nvme_dbbuf: cannot describe request with PRPs: {:?}\n", e);
-                // SAFETY: as above.
-                unsafe { self.release(dev, Some(shared)) };
-                Err(BLK_STS_IOERR)
+                // As above.
+                self.release(Some(shared));
+                Err(Status::IOERR)
             }
         }
     }
@@ -105,10 +119,10 @@ impl DataMapping {
     ///
     /// # Safety
     ///
-    /// As [`Self::map_rw`].
+    /// `rq` is a pending request whose data `self.dev` can map, with
+    /// `1 <= nsegs <= MAX_SEGS` physical segments of `bytes` bytes in all.
     unsafe fn map_data(
         &mut self,
-        dev: *mut bindings::device,
         shared: &BlkShared<'_>,
         rq: *mut bindings::request,
         bytes: u32,
@@ -116,14 +130,14 @@ impl DataMapping {
     ) -> Result<u64, bindings::blk_status_t> {
         if nsegs == 1 {
             // SAFETY: caller guarantee; one segment of `bytes` bytes.
-            if let Some((dma, len)) = unsafe { map_single(dev, rq, bytes, self.write)? } {
+            if let Some((dma, len)) = unsafe { map_single(self.dev, rq, bytes, self.write)? } {
                 self.map = DataMap::Single { dma, len };
                 return Ok(dma);
             }
         }
         let mut sg = shared.sgs.alloc().ok_or(BLK_STS_RESOURCE)?;
         // SAFETY: caller guarantee; the list has MAX_SEGS >= `nsegs` entries.
-        match unsafe { map_sg(dev, rq, &mut sg, nsegs, self.write) } {
+        match unsafe { map_sg(self.dev, rq, &mut sg, nsegs, self.write) } {
             Ok(n) => {
                 self.map = DataMap::Sg {
                     nents: n.nents,
@@ -167,24 +181,17 @@ impl DataMapping {
         }
     }
 
-    /// Unmaps the data and gives back what was taken from the pools.
-    ///
-    /// # Safety
-    ///
-    /// Whatever is mapped was mapped for `dev`, and the controller no
-    /// longer reads the data or the list.
-    pub(crate) unsafe fn release(
-        &mut self,
-        dev: *mut bindings::device,
-        shared: Option<&BlkShared<'_>>,
-    ) {
-        let dir = dma_dir(self.write);
+    /// Unmaps the data and gives back what was taken from the pools: once
+    /// the controller is done with them (the command completed, or the
+    /// controller was stopped).
+    pub(crate) fn release(&mut self, shared: Option<&BlkShared<'_>>) {
+        let (dir, dev) = (dma_dir(self.write), self.dev);
         match (self.map, self.sg.as_mut()) {
-            // SAFETY: caller guarantee: mapped with these entries.
+            // SAFETY: mapped with these entries, for `dev` (invariant).
             (DataMap::Sg { nents, .. }, Some(sg)) => unsafe {
                 bindings::dma_unmap_sg_attrs(dev, sg.as_mut_ptr(), nents, dir, 0)
             },
-            // SAFETY: caller guarantee: mapped at `dma` for `len` bytes.
+            // SAFETY: mapped at `dma` for `len` bytes, for `dev` (invariant).
             (DataMap::Single { dma, len }, _) => unsafe {
                 bindings::dma_unmap_page_attrs(dev, dma, len as usize, dir, 0)
             },

@@ -6,7 +6,7 @@
 
 use kernel::{dma::Coherent, prelude::*, str::BStr};
 
-use crate::blk::{Disk, Limits};
+use crate::blk::{Disk, Limits, Ns};
 use crate::cmd;
 use crate::identify::{IdNs, IDENTIFY_SIZE};
 use crate::NvmeDev;
@@ -58,10 +58,16 @@ impl NvmeDev<'_> {
                 discard: plan.discard,
             };
             let (set, sectors) = (tagset, ns.capacity_sectors());
+            let (data, params) = (
+                Ns {
+                    nsid,
+                    lba_shift: ns.lbads,
+                },
+                lim.disk_params()?,
+            );
             // SAFETY: the disk goes into `self.disks`, deleted by teardown
             // and dropped, by field order, before `self.tagset`.
-            let disk =
-                unsafe { Disk::new(set, pdev.as_ref(), (nsid, ns.lbads), &lim, name, sectors) }?;
+            let disk = unsafe { Disk::new(set, pdev.as_ref(), data, &params, name, sectors) }?;
             dev_info!(
                 pdev,
                 "{}: {} sectors of 512 B, block size {}, max transfer {} KiB\n",

@@ -402,10 +402,19 @@ impl<'bound> NvmeDev<'bound> {
             polled,
             vectors.count()
         );
-        // SAFETY: the tag set is a field of `self`, dropped after the disks
-        // and before `self.shared`.
-        self.tagset
-            .populate(unsafe { TagSet::new(self, u32::from(depth) - 1)? });
+        let shared = self.shared.as_ref().ok_or(EINVAL)?;
+        let params = crate::mq::TagSetParams {
+            dma_dev: shared.dev,
+            nr_hw_queues: u32::try_from(shared.queues.len())?,
+            depth: u32::from(depth) - 1,
+            timeout_jiffies: shared.timeout_jiffies,
+            poll_maps: shared.polled > 0,
+        };
+        // SAFETY: the tag set is a field of `self` (pinned), dropped after
+        // the disks and before `self.shared`, whose queues' interrupts and
+        // the reset work (which look requests up) are gone by then; teardown
+        // completes every request (unmapping its data) before unbind ends.
+        self.tagset.populate(unsafe { TagSet::new(self, params)? });
         Ok(())
     }
 }

@@ -109,7 +109,7 @@ impl<'bound> DmaPool<'bound> {
         if !size.is_power_of_two() || size < 8 {
             return Err(EINVAL);
         }
-        let raw = crate::blk::dev_raw(dev);
+        let raw = crate::mq::dev_raw(dev);
         // SAFETY: `raw` is a bound device, alive for `'bound`; `name` is a
         // NUL-terminated string (copied by the pool).
         let pool = unsafe {

@@ -18,10 +18,11 @@ use kernel::{
     transmute::{AsBytes, FromBytes},
 };
 
-use crate::blk::HwTags;
+use crate::blk_ops::NvmeOps;
 use crate::cmd::{Cqe, Sqe};
 use crate::doorbell::{bump, DbPath, Doorbells, Stats};
 use crate::fault::InjectSlot;
+use crate::mq::HwTags;
 use crate::reset_work::ResetWork;
 
 // SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
@@ -73,7 +74,7 @@ pub(crate) struct Queue<'bound> {
     cq_state: SpinLockIrq<CqState>,
     /// blk-mq tags of this hardware queue (set by `init_hctx`), to turn a
     /// command id back into a request.
-    pub(crate) tags: HwTags,
+    pub(crate) tags: HwTags<NvmeOps>,
     /// Where the next completion will appear, `head | phase << 16`: a copy
     /// of the CQ state for [`Self::cqe_pending`], which reads it without
     /// the lock (stale at worst, which only delays a completion to the
