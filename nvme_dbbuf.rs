@@ -45,6 +45,9 @@ mod fault;
 mod identify;
 #[path = "nvme_dbbuf/irq.rs"]
 mod irq;
+#[allow(dead_code, unreachable_pub)]
+#[path = "nvme_dbbuf/le.rs"]
+mod le;
 #[path = "nvme_dbbuf/lease.rs"]
 mod lease;
 #[path = "nvme_dbbuf/mq.rs"]
@@ -90,6 +93,8 @@ mod spec;
 mod state;
 #[path = "nvme_dbbuf/timeout.rs"]
 mod timeout;
+#[path = "nvme_dbbuf/wire_dma.rs"]
+mod wire_dma;
 
 // Shared with the host tests; not every item is used by every module.
 #[path = "common/dyndbg.rs"]

@@ -5,8 +5,10 @@
 //! Specification 1.0, section 3).
 //!
 //! `core`-only: compiled into the module and, verbatim, into the host tests.
-//! Entries are little-endian on the wire; the encoders produce the wire form
-//! on any host.
+//! Entries are little-endian on the wire, and their fields are typed so
+//! ([`Le32`], [`Le64`]): the encoders produce the wire form on any host.
+
+use super::le::{Le32, Le64};
 
 /// Bytes in a submission queue entry (CC.IOSQES = 6).
 pub const SQE_SIZE: usize = 64;
@@ -70,21 +72,25 @@ pub mod feat {
 /// A submission queue entry, in wire (little-endian) layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    CONFIG_RUST,
+    derive(::kernel::prelude::FromBytes, ::kernel::prelude::IntoBytes)
+)]
 pub struct Sqe {
     /// CDW0: opcode (7:0), fused (9:8), PSDT (15:14), command identifier (31:16).
-    pub cdw0: u32,
+    pub cdw0: Le32,
     /// Namespace identifier.
-    pub nsid: u32,
+    pub nsid: Le32,
     /// CDW2, CDW3.
-    pub cdw2: [u32; 2],
+    pub cdw2: [Le32; 2],
     /// Metadata pointer.
-    pub mptr: u64,
+    pub mptr: Le64,
     /// PRP entry 1.
-    pub prp1: u64,
+    pub prp1: Le64,
     /// PRP entry 2.
-    pub prp2: u64,
+    pub prp2: Le64,
     /// CDW10 to CDW15.
-    pub cdw: [u32; 6],
+    pub cdw: [Le32; 6],
 }
 
 const _: () = assert!(core::mem::size_of::<Sqe>() == SQE_SIZE);
@@ -93,54 +99,76 @@ impl Sqe {
     /// An entry with `opcode` and nothing else set.
     pub const fn new(opcode: u8) -> Self {
         Self {
-            cdw0: (opcode as u32).to_le(),
-            nsid: 0,
-            cdw2: [0; 2],
-            mptr: 0,
-            prp1: 0,
-            prp2: 0,
-            cdw: [0; 6],
+            cdw0: Le32::new(opcode as u32),
+            nsid: Le32::ZERO,
+            cdw2: [Le32::ZERO; 2],
+            mptr: Le64::ZERO,
+            prp1: Le64::ZERO,
+            prp2: Le64::ZERO,
+            cdw: [Le32::ZERO; 6],
         }
     }
 
     /// The opcode.
     pub const fn opcode(&self) -> u8 {
-        u32::from_le(self.cdw0) as u8
+        self.cdw0.get() as u8
     }
 
     /// The command identifier.
     pub const fn cid(&self) -> u16 {
-        (u32::from_le(self.cdw0) >> 16) as u16
+        (self.cdw0.get() >> 16) as u16
     }
 
     /// Sets the command identifier.
     pub const fn with_cid(mut self, cid: u16) -> Self {
-        self.cdw0 = ((u32::from_le(self.cdw0) & 0xffff) | ((cid as u32) << 16)).to_le();
+        self.cdw0 = Le32::new((self.cdw0.get() & 0xffff) | ((cid as u32) << 16));
         self
     }
 
     /// Sets the namespace identifier.
     pub const fn with_nsid(mut self, nsid: u32) -> Self {
-        self.nsid = nsid.to_le();
+        self.nsid = Le32::new(nsid);
         self
     }
 
     /// Sets the two PRP entries.
     pub const fn with_prps(mut self, prp1: u64, prp2: u64) -> Self {
-        self.prp1 = prp1.to_le();
-        self.prp2 = prp2.to_le();
+        self.prp1 = Le64::new(prp1);
+        self.prp2 = Le64::new(prp2);
         self
     }
 
-    /// Sets command dword `n` (10..=15).
-    pub const fn with_cdw(mut self, n: usize, value: u32) -> Self {
-        self.cdw[n - 10] = value.to_le();
+    /// Sets CDW2 and CDW3 (command specific; passthrough only).
+    pub const fn with_cdw2_3(mut self, cdw2: u32, cdw3: u32) -> Self {
+        self.cdw2 = [Le32::new(cdw2), Le32::new(cdw3)];
         self
     }
 
-    /// Command dword `n` (10..=15), in host order.
-    pub const fn cdw(&self, n: usize) -> u32 {
-        u32::from_le(self.cdw[n - 10])
+    /// Sets command dword `N` (10..=15; another `N` does not build).
+    pub const fn with_cdw<const N: usize>(mut self, value: u32) -> Self {
+        const { assert!(N >= 10 && N <= 15) };
+        self.cdw[N - 10] = Le32::new(value);
+        self
+    }
+
+    /// Sets command dwords 10 to 15.
+    pub const fn with_cdw10_15(mut self, values: [u32; 6]) -> Self {
+        let [a, b, c, d, e, f] = values;
+        self.cdw = [
+            Le32::new(a),
+            Le32::new(b),
+            Le32::new(c),
+            Le32::new(d),
+            Le32::new(e),
+            Le32::new(f),
+        ];
+        self
+    }
+
+    /// Command dword `N` (10..=15), in host order.
+    pub const fn cdw<const N: usize>(&self) -> u32 {
+        const { assert!(N >= 10 && N <= 15) };
+        self.cdw[N - 10].get()
     }
 }
 
@@ -149,17 +177,14 @@ pub const fn identify(cns: u8, nsid: u32, buf: u64) -> Sqe {
     Sqe::new(admin::IDENTIFY)
         .with_nsid(nsid)
         .with_prps(buf, 0)
-        .with_cdw(10, cns as u32)
+        .with_cdw::<10>(cns as u32)
 }
 
 /// Set Features, Number of Queues: ask for `sqs` and `cqs` I/O queues (1-based counts).
 pub const fn set_num_queues(sqs: u16, cqs: u16) -> Sqe {
     Sqe::new(admin::SET_FEATURES)
-        .with_cdw(10, feat::NUM_QUEUES as u32)
-        .with_cdw(
-            11,
-            (sqs.saturating_sub(1) as u32) | ((cqs.saturating_sub(1) as u32) << 16),
-        )
+        .with_cdw::<10>(feat::NUM_QUEUES as u32)
+        .with_cdw::<11>((sqs.saturating_sub(1) as u32) | ((cqs.saturating_sub(1) as u32) << 16))
 }
 
 /// The (submission, completion) queue counts a Number of Queues completion
@@ -179,11 +204,8 @@ pub const fn create_cq(qid: u16, entries: u16, base: u64, vector: Option<u16>) -
     };
     Sqe::new(admin::CREATE_CQ)
         .with_prps(base, 0)
-        .with_cdw(
-            10,
-            (qid as u32) | ((entries.saturating_sub(1) as u32) << 16),
-        )
-        .with_cdw(11, flags)
+        .with_cdw::<10>((qid as u32) | ((entries.saturating_sub(1) as u32) << 16))
+        .with_cdw::<11>(flags)
 }
 
 /// Create I/O Submission Queue `qid` of `entries` entries at `base`,
@@ -191,27 +213,24 @@ pub const fn create_cq(qid: u16, entries: u16, base: u64, vector: Option<u16>) -
 pub const fn create_sq(qid: u16, entries: u16, base: u64, cqid: u16) -> Sqe {
     Sqe::new(admin::CREATE_SQ)
         .with_prps(base, 0)
-        .with_cdw(
-            10,
-            (qid as u32) | ((entries.saturating_sub(1) as u32) << 16),
-        )
+        .with_cdw::<10>((qid as u32) | ((entries.saturating_sub(1) as u32) << 16))
         // PC (bit 0) = physically contiguous, QPRIO (2:1) = 0.
-        .with_cdw(11, 0b1 | ((cqid as u32) << 16))
+        .with_cdw::<11>(0b1 | ((cqid as u32) << 16))
 }
 
 /// Delete I/O Submission Queue `qid`.
 pub const fn delete_sq(qid: u16) -> Sqe {
-    Sqe::new(admin::DELETE_SQ).with_cdw(10, qid as u32)
+    Sqe::new(admin::DELETE_SQ).with_cdw::<10>(qid as u32)
 }
 
 /// Delete I/O Completion Queue `qid`.
 pub const fn delete_cq(qid: u16) -> Sqe {
-    Sqe::new(admin::DELETE_CQ).with_cdw(10, qid as u32)
+    Sqe::new(admin::DELETE_CQ).with_cdw::<10>(qid as u32)
 }
 
 /// Abort command `cid` on submission queue `sqid`.
 pub const fn abort(sqid: u16, cid: u16) -> Sqe {
-    Sqe::new(admin::ABORT).with_cdw(10, (sqid as u32) | ((cid as u32) << 16))
+    Sqe::new(admin::ABORT).with_cdw::<10>((sqid as u32) | ((cid as u32) << 16))
 }
 
 /// Doorbell Buffer Config: PRP1 = Shadow Doorbell buffer, PRP2 = EventIdx
@@ -224,12 +243,9 @@ pub const fn dbbuf_config(shadow: u64, eventidx: u64) -> Sqe {
 pub const fn rw(write: bool, nsid: u32, slba: u64, blocks: u16, fua: bool) -> Sqe {
     Sqe::new(if write { io::WRITE } else { io::READ })
         .with_nsid(nsid)
-        .with_cdw(10, slba as u32)
-        .with_cdw(11, (slba >> 32) as u32)
-        .with_cdw(
-            12,
-            (blocks.saturating_sub(1) as u32) | if fua { 1 << 30 } else { 0 },
-        )
+        .with_cdw::<10>(slba as u32)
+        .with_cdw::<11>((slba >> 32) as u32)
+        .with_cdw::<12>((blocks.saturating_sub(1) as u32) | if fua { 1 << 30 } else { 0 })
 }
 
 /// Flush the volatile write cache of namespace `nsid`.
@@ -241,9 +257,9 @@ pub const fn flush(nsid: u32) -> Sqe {
 pub const fn write_zeroes(nsid: u32, slba: u64, blocks: u16) -> Sqe {
     Sqe::new(io::WRITE_ZEROES)
         .with_nsid(nsid)
-        .with_cdw(10, slba as u32)
-        .with_cdw(11, (slba >> 32) as u32)
-        .with_cdw(12, blocks.saturating_sub(1) as u32)
+        .with_cdw::<10>(slba as u32)
+        .with_cdw::<11>((slba >> 32) as u32)
+        .with_cdw::<12>(blocks.saturating_sub(1) as u32)
 }
 
 /// Dataset Management, deallocate, of `ranges` (1-based) ranges listed at `buf`.
@@ -251,9 +267,9 @@ pub const fn discard(nsid: u32, ranges: u8, buf: u64) -> Sqe {
     Sqe::new(io::DSM)
         .with_nsid(nsid)
         .with_prps(buf, 0)
-        .with_cdw(10, ranges.saturating_sub(1) as u32)
+        .with_cdw::<10>(ranges.saturating_sub(1) as u32)
         // AD: attribute deallocate.
-        .with_cdw(11, 1 << 2)
+        .with_cdw::<11>(1 << 2)
 }
 
 /// One Dataset Management range (16 bytes, little-endian).
@@ -261,43 +277,47 @@ pub const fn discard(nsid: u32, ranges: u8, buf: u64) -> Sqe {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DsmRange {
     /// Context attributes.
-    pub cattr: u32,
+    pub cattr: Le32,
     /// Length in logical blocks.
-    pub nlb: u32,
+    pub nlb: Le32,
     /// Starting LBA.
-    pub slba: u64,
+    pub slba: Le64,
 }
 
 impl DsmRange {
     /// A range of `nlb` blocks from `slba`.
     pub const fn new(slba: u64, nlb: u32) -> Self {
         Self {
-            cattr: 0,
-            nlb: nlb.to_le(),
-            slba: slba.to_le(),
+            cattr: Le32::ZERO,
+            nlb: Le32::new(nlb),
+            slba: Le64::new(slba),
         }
     }
 
-    /// The range's memory image as two 64-bit words, for a buffer of them.
-    pub const fn words(self) -> [u64; 2] {
-        let [a, b, c, d] = self.cattr.to_ne_bytes();
-        let [e, f, g, h] = self.nlb.to_ne_bytes();
-        [u64::from_ne_bytes([a, b, c, d, e, f, g, h]), self.slba]
+    /// The range as two little-endian 64-bit words (the same 16 bytes),
+    /// for a buffer of them.
+    pub const fn words(self) -> [Le64; 2] {
+        let low = self.cattr.get() as u64 | (self.nlb.get() as u64) << 32;
+        [Le64::new(low), self.slba]
     }
 }
 
 /// A completion queue entry, in wire (little-endian) layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    CONFIG_RUST,
+    derive(::kernel::prelude::FromBytes, ::kernel::prelude::IntoBytes)
+)]
 pub struct Cqe {
     /// Command specific result.
-    pub dw0: u32,
+    pub dw0: Le32,
     /// Reserved / command specific.
-    pub dw1: u32,
+    pub dw1: Le32,
     /// SQ head pointer (15:0) and SQ identifier (31:16).
-    pub dw2: u32,
+    pub dw2: Le32,
     /// Command identifier (15:0), phase tag (16), status (31:17).
-    pub dw3: u32,
+    pub dw3: Le32,
 }
 
 const _: () = assert!(core::mem::size_of::<Cqe>() == CQE_SIZE);
@@ -306,32 +326,33 @@ impl Cqe {
     /// Builds an entry (the controller's side; used by tests).
     pub const fn new(dw0: u32, sqhd: u16, sqid: u16, cid: u16, phase: bool, status: u16) -> Self {
         Self {
-            dw0: dw0.to_le(),
-            dw1: 0,
-            dw2: ((sqhd as u32) | ((sqid as u32) << 16)).to_le(),
-            dw3: ((cid as u32) | ((phase as u32) << 16) | (((status & 0x7fff) as u32) << 17))
-                .to_le(),
+            dw0: Le32::new(dw0),
+            dw1: Le32::ZERO,
+            dw2: Le32::new((sqhd as u32) | ((sqid as u32) << 16)),
+            dw3: Le32::new(
+                (cid as u32) | ((phase as u32) << 16) | (((status & 0x7fff) as u32) << 17),
+            ),
         }
     }
 
     /// Command specific result, DW0.
     pub const fn result(&self) -> u32 {
-        u32::from_le(self.dw0)
+        self.dw0.get()
     }
 
     /// Where the controller's SQ head now is.
     pub const fn sq_head(&self) -> u16 {
-        u32::from_le(self.dw2) as u16
+        self.dw2.get() as u16
     }
 
     /// Which submission queue the command came from.
     pub const fn sq_id(&self) -> u16 {
-        (u32::from_le(self.dw2) >> 16) as u16
+        (self.dw2.get() >> 16) as u16
     }
 
     /// The command identifier.
     pub const fn cid(&self) -> u16 {
-        u32::from_le(self.dw3) as u16
+        self.dw3.get() as u16
     }
 
     /// The phase tag.
@@ -339,15 +360,15 @@ impl Cqe {
         Self::phase_of_dw3(self.dw3)
     }
 
-    /// The phase tag from DW3 as stored (little-endian), so that a poller
-    /// can test it before reading the rest of the entry.
-    pub const fn phase_of_dw3(dw3: u32) -> bool {
-        u32::from_le(dw3) & (1 << 16) != 0
+    /// The phase tag from DW3 alone, so that a poller can test it before
+    /// reading the rest of the entry.
+    pub const fn phase_of_dw3(dw3: Le32) -> bool {
+        dw3.get() & (1 << 16) != 0
     }
 
     /// The 15-bit status field (SC 7:0, SCT 10:8, CRD 12:11, M 13, DNR 14).
     pub const fn status(&self) -> Status {
-        Status((u32::from_le(self.dw3) >> 17) as u16)
+        Status((self.dw3.get() >> 17) as u16)
     }
 }
 

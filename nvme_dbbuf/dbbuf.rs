@@ -6,13 +6,14 @@
 use kernel::{
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
-    io::{io_read, io_write},
+    io::{io_project, Io},
     prelude::*,
     sync::Arc,
 };
 
 use crate::doorbell::ShadowSlot;
 use crate::eventidx;
+use crate::le::Le32;
 
 /// Bytes in each buffer: one memory page (CC.MPS 0), which the command's PRP
 /// entries can describe without a list.
@@ -23,22 +24,22 @@ pub(crate) const WORDS: usize = BUF_BYTES / 4;
 /// resets: a reset only ends the controller's use of them.  Shared by the
 /// queues whose slots they hold ([`ShadowSlot`]), so they outlive every
 /// queue that publishes through them.  Device-visible values are
-/// little-endian (the spec's; "nvme-pci: fix doorbell buffer value
-/// endianness" upstream).
+/// little-endian ([`Le32`]; the spec's, "nvme-pci: fix doorbell buffer
+/// value endianness" upstream).
 pub(crate) struct DbBuf {
-    shadow: Coherent<[u32]>,
-    eventidx: Coherent<[u32]>,
+    shadow: Coherent<[Le32]>,
+    eventidx: Coherent<[Le32]>,
     dstrd: u8,
 }
 
 /// Reads word `i` of `buf` as the device wrote it (volatile).
-fn load(buf: &Coherent<[u32]>, i: usize) -> Result<u32> {
-    Ok(u32::from_le(io_read!(buf, [try: i])))
+fn load(buf: &Coherent<[Le32]>, i: usize) -> Result<u32> {
+    Ok(io_project!(buf, [try: i]).copy_read().get())
 }
 
 /// Writes word `i` of `buf` for the device (volatile).
-fn store(buf: &Coherent<[u32]>, i: usize, v: u32) -> Result {
-    io_write!(buf, [try: i], v.to_le());
+fn store(buf: &Coherent<[Le32]>, i: usize, v: u32) -> Result {
+    io_project!(buf, [try: i]).copy_write(Le32::new(v));
     Ok(())
 }
 
@@ -46,8 +47,8 @@ impl DbBuf {
     pub(crate) fn new(dev: &Device<Bound>, dstrd: u8) -> Result<Arc<Self>> {
         Arc::new(
             Self {
-                shadow: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
-                eventidx: Coherent::<u32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
+                shadow: Coherent::<Le32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
+                eventidx: Coherent::<Le32>::zeroed_slice(dev, WORDS, GFP_KERNEL)?,
                 dstrd,
             },
             GFP_KERNEL,

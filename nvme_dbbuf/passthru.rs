@@ -23,6 +23,7 @@ use kernel::{
 
 use crate::cmd::{Sqe, Status};
 use crate::ctrl::ADMIN_TIMEOUT_MS;
+use crate::le::Le64;
 use crate::lease::Lease;
 use crate::nvme_dev::DevLt;
 use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Plan, Refusal};
@@ -207,8 +208,8 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd, plan: Plan, data: &mut [u8]) -> Resul
     let buf: Coherent<[u8]> = filled(pdev, data)?;
     // The PRP builder of the I/O path, for one contiguous segment; past two
     // pages PRP2 points to a list of the pages after the first.
-    let mut entries = KVec::from_elem(0u64, abi::pages(plan.len) as usize, GFP_KERNEL)?;
-    let mut list: Option<Coherent<[u64]>> = None;
+    let mut entries = KVec::from_elem(Le64::ZERO, abi::pages(plan.len) as usize, GFP_KERNEL)?;
+    let mut list: Option<Coherent<[Le64]>> = None;
     let (prp1, prp2) = if plan.len == 0 {
         (buf.dma_address(), 0)
     } else {
@@ -222,11 +223,11 @@ fn run(dev: &NvmeDev<'_>, c: &PassthruCmd, plan: Plan, data: &mut [u8]) -> Resul
             (p.prp1, l.dma_address())
         }
     };
-    let mut sqe = Sqe::new(c.opcode).with_nsid(c.nsid).with_prps(prp1, prp2);
-    sqe.cdw2 = [c.cdw2.to_le(), c.cdw3.to_le()];
-    for (n, v) in (10..).zip(c.cdw10_15) {
-        sqe = sqe.with_cdw(n, v);
-    }
+    let sqe = Sqe::new(c.opcode)
+        .with_nsid(c.nsid)
+        .with_prps(prp1, prp2)
+        .with_cdw2_3(c.cdw2, c.cdw3)
+        .with_cdw10_15(c.cdw10_15);
     // At most the driver's own admin timeout.  The command holds the reset
     // lock; an I/O timeout that finds it held interrupts the command, whose
     // reset below then takes the timed-out request back.

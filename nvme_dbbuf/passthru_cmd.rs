@@ -46,14 +46,18 @@ pub struct PassthruCmd {
     pub timeout_ms: u32,
 }
 
-fn le32(b: &[u8], off: usize) -> u32 {
+// The ioctl's structure is in the caller's (host) byte order, unlike what
+// goes to the controller.
+fn u32_at(b: &[u8], off: usize) -> u32 {
     b.get(off..off + 4)
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, u32::from_le_bytes)
+        .map_or(0, u32::from_ne_bytes)
 }
 
-fn le64(b: &[u8], off: usize) -> u64 {
-    u64::from(le32(b, off)) | (u64::from(le32(b, off + 4)) << 32)
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map_or(0, u64::from_ne_bytes)
 }
 
 impl PassthruCmd {
@@ -65,21 +69,20 @@ impl PassthruCmd {
         }
         let mut cdw10_15 = [0u32; 6];
         for (i, w) in cdw10_15.iter_mut().enumerate() {
-            *w = le32(b, 40 + 4 * i);
+            *w = u32_at(b, 40 + 4 * i);
         }
-        let dw0 = le32(b, 0);
         Some(Self {
-            opcode: dw0 as u8,
-            flags: (dw0 >> 8) as u8,
-            nsid: le32(b, 4),
-            cdw2: le32(b, 8),
-            cdw3: le32(b, 12),
-            metadata: le64(b, 16),
-            addr: le64(b, 24),
-            metadata_len: le32(b, 32),
-            data_len: le32(b, 36),
+            opcode: *b.first()?,
+            flags: *b.get(1)?,
+            nsid: u32_at(b, 4),
+            cdw2: u32_at(b, 8),
+            cdw3: u32_at(b, 12),
+            metadata: u64_at(b, 16),
+            addr: u64_at(b, 24),
+            metadata_len: u32_at(b, 32),
+            data_len: u32_at(b, 36),
             cdw10_15,
-            timeout_ms: le32(b, 64),
+            timeout_ms: u32_at(b, 64),
         })
     }
 }

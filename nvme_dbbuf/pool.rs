@@ -22,6 +22,8 @@ use kernel::{
     prelude::*,
 };
 
+use crate::le::Le64;
+
 /// Counts of one pool, for debugfs and the leak check of the tests.
 #[derive(Default)]
 pub(crate) struct PoolStats {
@@ -68,15 +70,16 @@ unsafe impl Send for DmaPool<'_> {}
 // SAFETY: as above.
 unsafe impl Sync for DmaPool<'_> {}
 
-/// A block from a [`DmaPool`]: `u64` entries the device reads at `dma`.
+/// A block from a [`DmaPool`]: little-endian 64-bit entries the device
+/// reads at `dma`.
 ///
 /// # Invariants
 ///
-/// `cpu` is a block of `len` `u64`s from `pool`, at bus address `dma`,
+/// `cpu` is a block of `len` [`Le64`]s from `pool`, at bus address `dma`,
 /// owned by this value alone until given back with [`DmaPool::free`].
 #[must_use = "a block not given back to its pool leaks"]
 pub(crate) struct PoolBlock {
-    cpu: NonNull<u64>,
+    cpu: NonNull<Le64>,
     len: usize,
     dma: bindings::dma_addr_t,
     pool: NonNull<bindings::dma_pool>,
@@ -91,7 +94,7 @@ impl PoolBlock {
     }
 
     /// The block's entries, for the CPU to fill before the device reads them.
-    pub(crate) fn entries(&mut self) -> &mut [u64] {
+    pub(crate) fn entries(&mut self) -> &mut [Le64] {
         // SAFETY: `len` entries owned by `self` (invariant), borrowed
         // mutably through it.
         unsafe { core::slice::from_raw_parts_mut(self.cpu.as_ptr(), self.len) }
@@ -137,7 +140,7 @@ impl<'bound> DmaPool<'bound> {
         // SAFETY: `pool` is live (invariant); `dma` is written on success.
         let cpu =
             unsafe { bindings::dma_pool_alloc(self.pool.as_ptr(), bindings::GFP_ATOMIC, &mut dma) };
-        let Some(cpu) = NonNull::new(cpu.cast::<u64>()) else {
+        let Some(cpu) = NonNull::new(cpu.cast::<Le64>()) else {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return None;
         };

@@ -12,6 +12,8 @@
 //! the last ends on one; anything else is refused here rather than described
 //! wrongly.
 
+use super::le::Le64;
+
 /// Why a request could not be described.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrpError {
@@ -37,10 +39,10 @@ pub struct Prps {
 
 /// Describes `segs` (bus address, length) for a controller with `page`-byte
 /// pages (a power of two).  Entries after the second page go to `list`
-/// (little-endian, as the controller reads them), whose bus address is
+/// (in wire order, as the controller reads them), whose bus address is
 /// `list_dma`; `list` is one page, so no list chaining is needed: callers cap
 /// the transfer size so that the pages fit.
-pub fn build<I>(segs: I, page: u64, list: &mut [u64], list_dma: u64) -> Result<Prps, PrpError>
+pub fn build<I>(segs: I, page: u64, list: &mut [Le64], list_dma: u64) -> Result<Prps, PrpError>
 where
     I: IntoIterator<Item = (u64, u32)>,
 {
@@ -84,16 +86,16 @@ struct After {
 
 impl After {
     /// Adds page `p`: PRP2 while it is the only one, list entries after.
-    fn push(&mut self, p: u64, list: &mut [u64]) -> Result<(), PrpError> {
+    fn push(&mut self, p: u64, list: &mut [Le64]) -> Result<(), PrpError> {
         match self.n {
             0 => self.second = Some(p),
             1 => {
                 // A third page: PRP2 becomes the list; the second page moves
                 // into its first slot.
-                *list.get_mut(0).ok_or(PrpError::TooLong)? = self.second.unwrap_or(0).to_le();
-                *list.get_mut(1).ok_or(PrpError::TooLong)? = p.to_le();
+                *list.get_mut(0).ok_or(PrpError::TooLong)? = Le64::new(self.second.unwrap_or(0));
+                *list.get_mut(1).ok_or(PrpError::TooLong)? = Le64::new(p);
             }
-            n => *list.get_mut(n).ok_or(PrpError::TooLong)? = p.to_le(),
+            n => *list.get_mut(n).ok_or(PrpError::TooLong)? = Le64::new(p),
         }
         self.n += 1;
         Ok(())

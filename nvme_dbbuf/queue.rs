@@ -8,33 +8,22 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     device::{Bound, Device},
     dma::{Coherent, DmaAddress},
-    io::{io_project, io_read, io_write},
+    io::{io_project, Io},
     new_spinlock, new_spinlock_irq,
     prelude::*,
     sync::{
         barrier::{dma_mb, Read},
         Arc, SpinLock, SpinLockIrq,
     },
-    transmute::{AsBytes, FromBytes},
 };
 
 use crate::blk_ops::NvmeOps;
 use crate::cmd::{Cqe, Sqe};
 use crate::doorbell::{bump, DbPath, Doorbells, Stats};
 use crate::fault::InjectSlot;
+use crate::le::Le32;
 use crate::mq::HwTags;
 use crate::reset_work::ResetWork;
-
-// SAFETY: `Sqe` is `repr(C)` plain integers with no padding (asserted 64 bytes);
-// every bit pattern is valid.
-unsafe impl FromBytes for Sqe {}
-// SAFETY: as above.
-unsafe impl AsBytes for Sqe {}
-// SAFETY: `Cqe` is `repr(C)` plain integers with no padding (asserted 16 bytes);
-// every bit pattern is valid.
-unsafe impl FromBytes for Cqe {}
-// SAFETY: as above.
-unsafe impl AsBytes for Cqe {}
 
 /// Submission side state, under the SQ lock.
 pub(crate) struct SqState {
@@ -302,8 +291,10 @@ impl<'bound> Queue<'bound> {
     /// `None` past the ring.
     fn phase_at(&self, head: u16) -> Option<bool> {
         // The device may write the entry concurrently: a volatile read.
-        let dw3 =
-            (|| -> Result<u32> { Ok(io_read!(&self.cq, [try: usize::from(head)].dw3)) })().ok()?;
+        let dw3 = (|| -> Result<Le32> {
+            Ok(io_project!(&self.cq, [try: usize::from(head)].dw3).copy_read())
+        })()
+        .ok()?;
         Some(Cqe::phase_of_dw3(dw3))
     }
 
@@ -316,41 +307,20 @@ impl<'bound> Queue<'bound> {
     }
 }
 
-/// Writes `e` into entry `i` of a submission ring, field by field with
-/// volatile stores; `ERANGE` past the ring.
+/// Writes `e` into entry `i` of a submission ring (volatile: the device
+/// reads the ring); `ERANGE` past the ring.
 fn write_sqe(ring: &Coherent<[Sqe]>, i: usize, e: &Sqe) -> Result {
-    let s = io_project!(ring, [try: i]);
-    io_write!(s, .cdw0, e.cdw0);
-    io_write!(s, .nsid, e.nsid);
-    for (k, &w) in e.cdw2.iter().enumerate() {
-        io_write!(s, .cdw2[try: k], w);
-    }
-    io_write!(s, .mptr, e.mptr);
-    io_write!(s, .prp1, e.prp1);
-    io_write!(s, .prp2, e.prp2);
-    for (k, &w) in e.cdw.iter().enumerate() {
-        io_write!(s, .cdw[try: k], w);
-    }
+    io_project!(ring, [try: i]).copy_write(*e);
     Ok(())
 }
 
 /// Writes `e` into entry `i` of a completion ring (only to clear it).
 fn write_cqe(ring: &Coherent<[Cqe]>, i: usize, e: &Cqe) -> Result {
-    let c = io_project!(ring, [try: i]);
-    io_write!(c, .dw0, e.dw0);
-    io_write!(c, .dw1, e.dw1);
-    io_write!(c, .dw2, e.dw2);
-    io_write!(c, .dw3, e.dw3);
+    io_project!(ring, [try: i]).copy_write(*e);
     Ok(())
 }
 
 /// Reads entry `i` of a completion ring as the device wrote it.
 fn read_cqe(ring: &Coherent<[Cqe]>, i: usize) -> Result<Cqe> {
-    let c = io_project!(ring, [try: i]);
-    Ok(Cqe {
-        dw0: io_read!(c, .dw0),
-        dw1: io_read!(c, .dw1),
-        dw2: io_read!(c, .dw2),
-        dw3: io_read!(c, .dw3),
-    })
+    Ok(io_project!(ring, [try: i]).copy_read())
 }

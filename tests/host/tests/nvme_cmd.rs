@@ -117,8 +117,8 @@ fn read_write() {
     assert_eq!((le32(&rb, 0), le32(&rb, 4), le64(&rb, 8)), (0, 0x20, 0x10));
     let [w0, w1] = r.words();
     let mut wb = [0u8; 16];
-    wb[..8].copy_from_slice(&w0.to_ne_bytes());
-    wb[8..].copy_from_slice(&w1.to_ne_bytes());
+    wb[..8].copy_from_slice(&w0.get().to_le_bytes());
+    wb[8..].copy_from_slice(&w1.get().to_le_bytes());
     assert_eq!(wb, rb);
 }
 

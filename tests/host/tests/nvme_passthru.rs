@@ -1,6 +1,7 @@
 //! The admin passthrough ABI against the byte offsets of
 //! include/uapi/linux/nvme_ioctl.h, and the accept/refuse rules.
 
+use rfl_host_tests::nvme_le::Le64;
 use rfl_host_tests::nvme_passthru::*;
 use rfl_host_tests::nvme_prp::build;
 
@@ -22,19 +23,19 @@ fn decode_reads_every_field_at_its_offset() {
     let mut b = vec![0u8; CMD64_SIZE];
     b[0] = 0x06;
     b[1] = 0x40;
-    put(&mut b, 2, &0xeeeeu16.to_le_bytes()); // rsvd1: ignored
-    put(&mut b, 4, &0x1122_3344u32.to_le_bytes());
-    put(&mut b, 8, &2u32.to_le_bytes());
-    put(&mut b, 12, &3u32.to_le_bytes());
-    put(&mut b, 16, &0xaaaa_bbbb_cccc_ddddu64.to_le_bytes());
-    put(&mut b, 24, &0x7fff_1234_5000u64.to_le_bytes());
-    put(&mut b, 32, &16u32.to_le_bytes());
-    put(&mut b, 36, &4096u32.to_le_bytes());
+    put(&mut b, 2, &0xeeeeu16.to_ne_bytes()); // rsvd1: ignored
+    put(&mut b, 4, &0x1122_3344u32.to_ne_bytes());
+    put(&mut b, 8, &2u32.to_ne_bytes());
+    put(&mut b, 12, &3u32.to_ne_bytes());
+    put(&mut b, 16, &0xaaaa_bbbb_cccc_ddddu64.to_ne_bytes());
+    put(&mut b, 24, &0x7fff_1234_5000u64.to_ne_bytes());
+    put(&mut b, 32, &16u32.to_ne_bytes());
+    put(&mut b, 36, &4096u32.to_ne_bytes());
     for i in 0..6u32 {
-        put(&mut b, 40 + 4 * i as usize, &(10 + i).to_le_bytes());
+        put(&mut b, 40 + 4 * i as usize, &(10 + i).to_ne_bytes());
     }
-    put(&mut b, 64, &1000u32.to_le_bytes());
-    put(&mut b, 68, &0xffff_ffffu32.to_le_bytes()); // result: output only
+    put(&mut b, 64, &1000u32.to_ne_bytes());
+    put(&mut b, 68, &0xffff_ffffu32.to_ne_bytes()); // result: output only
     let c = PassthruCmd::decode(&b).unwrap();
     assert_eq!(
         c,
@@ -197,7 +198,7 @@ fn prps_cover_the_buffer_exactly() {
     for len in 1..=MAX_DATA_LEN {
         let n = pages(len);
         assert!(n * PAGE >= u64::from(len) && (n - 1) * PAGE < u64::from(len));
-        let mut list = vec![0u64; if n > 2 { (n - 1) as usize } else { 0 }];
+        let mut list = vec![Le64::ZERO; if n > 2 { (n - 1) as usize } else { 0 }];
         let p = build([(base, len)], PAGE, &mut list, list_dma).expect("describable");
         assert_eq!(p.prp1, base);
         // Walk the pages the controller would touch: PRP1, then PRP2 or the list.
@@ -208,7 +209,7 @@ fn prps_cover_the_buffer_exactly() {
             _ => {
                 assert_eq!(p.prp2, list_dma);
                 assert_eq!(p.list_len, list.len(), "len {len}: the whole list, no more");
-                touched.extend(list.iter().map(|e| u64::from_le(*e)));
+                touched.extend(list.iter().map(|e| e.get()));
                 // One list page always suffices.
                 assert!((n - 1) * 8 <= PAGE);
             }

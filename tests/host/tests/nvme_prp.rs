@@ -2,13 +2,14 @@
 //! walking PRP1/PRP2/list as the spec says, must be exactly the segments'
 //! bytes, in order, for every layout the virt boundary allows.
 
+use rfl_host_tests::nvme_le::Le64;
 use rfl_host_tests::nvme_prp::*;
 
 const PAGE: u64 = 4096;
 const LIST_DMA: u64 = 0xdead_0000;
 
 /// The byte ranges a controller reads for a transfer of `total` bytes.
-fn walk(p: &Prps, list: &[u64], total: u64) -> Vec<(u64, u64)> {
+fn walk(p: &Prps, list: &[Le64], total: u64) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut left = total;
     let first = (PAGE - (p.prp1 % PAGE)).min(left);
@@ -21,10 +22,7 @@ fn walk(p: &Prps, list: &[u64], total: u64) -> Vec<(u64, u64)> {
         vec![p.prp2]
     } else {
         assert_eq!(p.prp2, LIST_DMA);
-        list[..p.list_len]
-            .iter()
-            .map(|e| u64::from_le(*e))
-            .collect()
+        list[..p.list_len].iter().map(|e| e.get()).collect()
     };
     for e in entries {
         assert_eq!(e % PAGE, 0, "entries after PRP1 are page aligned");
@@ -53,7 +51,7 @@ fn bytes(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
 }
 
 fn check(segs: &[(u64, u32)]) {
-    let mut list = [0u64; 512];
+    let mut list = [Le64::ZERO; 512];
     let p = build(segs.iter().copied(), PAGE, &mut list, LIST_DMA).unwrap();
     let total: u64 = segs.iter().map(|s| s.1 as u64).sum();
     let want: Vec<(u64, u64)> = segs.iter().map(|&(a, n)| (a, n as u64)).collect();
@@ -126,7 +124,7 @@ fn multi_segment_layouts() {
 
 #[test]
 fn refuses_what_it_cannot_describe() {
-    let mut list = [0u64; 4];
+    let mut list = [Le64::ZERO; 4];
     // Second segment starts mid-page.
     assert_eq!(
         build([(0x1000, 4096), (0x5200, 512)], PAGE, &mut list, LIST_DMA),
@@ -158,7 +156,7 @@ fn max_transfer_always_fits() {
     let entries = 8u64;
     let max = max_transfer(PAGE, entries);
     for off in (0..PAGE).step_by(512) {
-        let mut list = [0u64; 8];
+        let mut list = [Le64::ZERO; 8];
         assert!(
             build(
                 [(0x4000 + off, (max - 0) as u32)],
