@@ -410,10 +410,9 @@ impl<'bound> NvmeDev<'bound> {
             timeout_jiffies: shared.timeout_jiffies,
             poll_maps: shared.polled > 0,
         };
-        // SAFETY: the tag set is a field of `self` (pinned), dropped after
-        // the disks and before `self.shared`, whose queues' interrupts and
-        // the reset work (which look requests up) are gone by then; teardown
-        // completes every request (unmapping its data) before unbind ends.
+        // SAFETY: a pinned field of `self`, dropped after the disks and before
+        // `self.shared` (the interrupts and the reset work, which look requests
+        // up, are gone by then); teardown completes every request first.
         self.tagset.populate(unsafe { TagSet::new(self, params)? });
         Ok(())
     }
