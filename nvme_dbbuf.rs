@@ -50,6 +50,8 @@ mod irq;
 mod le;
 #[path = "nvme_dbbuf/lease.rs"]
 mod lease;
+#[path = "nvme_dbbuf/misc.rs"]
+mod misc;
 #[path = "nvme_dbbuf/mq.rs"]
 mod mq;
 #[path = "nvme_dbbuf/mq_disk.rs"]
@@ -105,6 +107,8 @@ mod dyndbg_core;
 include!(env!("RFL_DYNDBG_FUNCS"));
 
 use dyndbg::ddbg;
+use lease::Lending;
+use nvme_dev::DevLt;
 pub(crate) use nvme_dev::NvmeDev;
 
 /// PCI class code of an NVMe controller: mass storage, non-volatile memory, NVM Express.
@@ -120,7 +124,7 @@ kernel::pci_device_table!(
 
 impl pci::Driver for NvmeDbbufDriver {
     type IdInfo = ();
-    type Data<'bound> = NvmeDev<'bound>;
+    type Data<'bound> = Lending<'bound, DevLt>;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -132,6 +136,7 @@ impl pci::Driver for NvmeDbbufDriver {
             ddbg!("probing {:?}\n", pdev.pci_class());
             pdev.enable_device_mem()?;
             pdev.set_master();
+            pci_ext::disable_intx(pdev);
             // SAFETY: no DMA allocation or mapping exists yet for this device.
             unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
             // PRPs describe a segment of any length, page by page; without

@@ -121,10 +121,9 @@ impl<'bound> NvmeDev<'bound> {
     /// doorbells are on.
     pub(crate) fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
         let on = self.configure_dbbuf(want_dbbuf);
-        let (irq_offset, with_irq) = self
-            .shared
-            .as_ref()
-            .map_or((0, 0), |s| (s.irq_offset, s.irq_queues()));
+        let (irq_offset, with_irq, pin_based) = self.shared.as_ref().map_or((0, 0, false), |s| {
+            (s.irq_offset, s.irq_queues(), s.pin_based)
+        });
         for (i, q) in self.io_queues().enumerate() {
             let qid = q.qid;
             // The polled queues, last, have no interrupt.
@@ -138,6 +137,12 @@ impl<'bound> NvmeDev<'bound> {
                 .as_ref()
                 .and_then(|db| Some((db.sq(qid)?, db.cq(qid)?)));
             match slots {
+                // A level-triggered pin stays asserted until a CQ head MMIO
+                // write lets the controller see the queue drained: skipping
+                // it makes an interrupt storm nobody claims.
+                Some((sq, cq)) if on && pin_based && vector.is_some() => {
+                    q.set_paths(DbPath::Shadow(sq), DbPath::ShadowAndMmio(cq))
+                }
                 Some((sq, cq)) if on => q.set_paths(DbPath::Shadow(sq), DbPath::Shadow(cq)),
                 _ => q.set_paths(DbPath::Mmio, DbPath::Mmio),
             }

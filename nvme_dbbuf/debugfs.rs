@@ -31,6 +31,7 @@ use kernel::{
     debugfs::{Dir, Scope},
     prelude::*,
     str::CString,
+    sync::Arc,
     uaccess::UserSliceReader,
 };
 
@@ -56,18 +57,13 @@ pub(crate) fn clear_root() {
     ROOT.store(core::ptr::null_mut(), Ordering::Release);
 }
 
-/// What each file of a controller's directory reaches: the controller, lent
-/// to the directory, which is a field of it.  Removing a debugfs file waits
-/// for its running callbacks, so the directory is gone before the loan ends.
-pub(crate) type Control = Lease<DevLt>;
+/// What each file of a controller's directory reaches: the controller's
+/// lease.  A callback finding it revoked fails with `ENODEV`.
+pub(crate) type Control = Arc<Lease<DevLt>>;
 
-/// Creates the directory of controller `instance`, or `None` without debugfs.
-///
-/// # Safety
-///
-/// `dev` must stay at its address and alive until the returned scope is
-/// dropped (its files reach it): the scope is to be a field of `dev`.
-pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
+/// Creates the directory of controller `instance`, whose files reach the
+/// controller through `lease`; `None` without debugfs.
+pub(crate) fn create(instance: u32, lease: Control) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
     let root = ROOT.load(Ordering::Acquire);
     if root.is_null() {
         return Ok(None);
@@ -75,10 +71,7 @@ pub(crate) unsafe fn create(dev: &NvmeDev<'_>) -> Result<Option<Pin<KBox<Scope<C
     // SAFETY: set by the module before registering the driver and cleared
     // only after it is unregistered (`set_root`).
     let root = unsafe { &*root };
-    let name = CString::try_from_fmt(fmt!("rnvme{}", dev.instance()))?;
-    // SAFETY: the scope, which owns the lease, is dropped before `dev`
-    // (this function's contract); dropping it drops the lease.
-    let lease = unsafe { Lease::new(dev) };
+    let name = CString::try_from_fmt(fmt!("rnvme{}", instance))?;
     let scope = KBox::pin_init(
         root.scope(lease, &name, |ctl, dir| {
             dir.read_write_callback_file(c"dbbuf", ctl, &dbbuf_show, &dbbuf_store);

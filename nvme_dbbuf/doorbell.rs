@@ -89,7 +89,8 @@ pub(crate) enum DbPath {
     /// Shadow Doorbell slot, plus MMIO only when EventIdx asks for it.
     Shadow(ShadowSlot),
     /// Shadow slot and MMIO every time: the admin queue under Doorbell
-    /// Buffer Config (see Documentation/nvme-dbbuf.rst).
+    /// Buffer Config, and the CQ heads of queues on the INTx pin (see
+    /// Documentation/nvme-dbbuf.rst).
     ShadowAndMmio(ShadowSlot),
 }
 

@@ -25,6 +25,7 @@ use crate::queue::Queue;
 pub(crate) struct IrqVectors<'bound> {
     pdev: &'bound pci::Device<Bound>,
     count: u32,
+    pin_based: bool,
 }
 
 impl<'bound> IrqVectors<'bound> {
@@ -51,10 +52,26 @@ impl<'bound> IrqVectors<'bound> {
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }
+        let raw = pci_raw(pdev);
+        // SAFETY: `raw` is a valid PCI device; the allocation above set these
+        // bits, which stay as they are until the vectors are freed.
+        let (msi, msix) = unsafe {
+            (
+                bindings::pci_dev::msi_enabled_raw(raw),
+                bindings::pci_dev::msix_enabled_raw(raw),
+            )
+        };
         Ok(Self {
             pdev,
             count: ret as u32,
+            pin_based: msi == 0 && msix == 0,
         })
+    }
+
+    /// Whether the vectors are the legacy INTx pin (level-triggered, and
+    /// deasserted by the controller only on a CQ head doorbell write).
+    pub(crate) fn pin_based(&self) -> bool {
+        self.pin_based
     }
 
     /// Number of vectors.

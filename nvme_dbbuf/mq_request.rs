@@ -82,6 +82,19 @@ impl<T: Operations> Request<T> {
         &self.pdu().data
     }
 
+    /// The owner's per-request data.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request (`queue_rq` before starting it, or
+    /// `complete`) and holds no other reference to this data.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn owned_mut(&self) -> &mut T::OwnedData {
+        // SAFETY: exclusive by the caller's ownership (type invariant of
+        // `Pdu`: only the owner touches `owned`).
+        unsafe { &mut *self.pdu().owned.get() }
+    }
+
     /// The request's tag in its hardware queue.
     pub(crate) fn tag(&self) -> u32 {
         // SAFETY: a live request (invariant); the tag is set while it is
@@ -212,16 +225,16 @@ impl<'a, T: Operations> Pending<'a, T> {
 
     /// The owner's per-request data.
     pub(crate) fn owned(&mut self) -> &mut T::OwnedData {
-        // SAFETY: `queue_rq` owns the request (type invariant of `Pdu`),
-        // and `&mut self` keeps this the only reference.
-        unsafe { &mut *self.rq.pdu().owned.get() }
+        // SAFETY: `queue_rq` owns the request; `&mut self` keeps this the
+        // only reference.
+        unsafe { self.rq.owned_mut() }
     }
 
     /// The request (as proof that it is pending) and the owner's data, at
     /// once: to map its data into the owner's part.
     pub(crate) fn split(&mut self) -> (PendingRef<'_, T>, &mut T::OwnedData) {
         // SAFETY: as in `owned`.
-        let owned = unsafe { &mut *self.rq.pdu().owned.get() };
+        let owned = unsafe { self.rq.owned_mut() };
         (PendingRef { rq: self.rq }, owned)
     }
 
@@ -297,9 +310,9 @@ impl<'a, T: Operations> Completing<'a, T> {
 
     /// The owner's per-request data.
     pub(crate) fn owned(&mut self) -> &mut T::OwnedData {
-        // SAFETY: `complete` owns the request (type invariant of `Pdu`),
-        // and `&mut self` keeps this the only reference.
-        unsafe { &mut *self.rq.pdu().owned.get() }
+        // SAFETY: `complete` owns the request; `&mut self` keeps this the
+        // only reference.
+        unsafe { self.rq.owned_mut() }
     }
 
     /// Ends the request with `status`.

@@ -4,10 +4,11 @@
 //! allocation the driver core keeps for the binding, then brought up.
 //!
 //! The struct is complete and at its final address before the first
-//! command: the tag set, the reset work, the debugfs directory and the
-//! character device are created by the bring-up (`pin_chain`) from a
-//! reference to it, and are fields of it, dropped after [`PinnedDrop`] has
-//! shut the hardware down and freed the interrupts.  What the bring-up
+//! command: the tag set, the interrupts and the reset work are created by
+//! the bring-up from a reference to it, and are fields of it, dropped after
+//! [`PinnedDrop`] has shut the hardware down and freed the interrupts; the
+//! debugfs directory and the character device reach it through the lease of
+//! the [`Lending`] that owns it.  What the bring-up
 //! creates is set once ([`SetOnce`]); a bring-up that fails drops the
 //! controller like an unbind does.
 
@@ -31,6 +32,7 @@ use crate::dbbuf::DbBuf;
 use crate::dyndbg::dev_ddbg;
 use crate::identify::{self, IdCtrl, IDENTIFY_SIZE};
 use crate::irq::{AdminCompleter, IrqVectors, QueueIrq};
+use crate::lease::{Lease, Lending};
 use crate::namespace::DiskPlan;
 use crate::pool::{DmaPool, SgPool};
 use crate::queue::Queue;
@@ -94,6 +96,9 @@ impl Drop for Instance {
 /// set, vectors, queues.
 #[pin_data(PinnedDrop)]
 pub(crate) struct NvmeDev<'bound> {
+    /// The lease [`Lending`] holds on this controller, given to debugfs and
+    /// the character device; revoked by `teardown`.
+    lease: SetOnce<Arc<Lease<DevLt>>>,
     chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
     /// Taken out and dropped by `teardown`, which must not hold the reset
     /// lock then (a file's callback may be waiting for it).
@@ -136,13 +141,23 @@ pub(crate) struct NvmeDev<'bound> {
 pub(crate) type DevLt = ForLt!(NvmeDev<'_>);
 
 impl<'bound> NvmeDev<'bound> {
-    /// The controller, in place, then brought up: queues, tag set, disks,
-    /// debugfs and character device.
+    /// The controller, in place, lending itself, then brought up: queues,
+    /// tag set, disks, debugfs and character device.
     pub(crate) fn new(
+        pdev: &'bound pci::Device<Bound>,
+        bar: ctrl::Bar0<'bound>,
+    ) -> impl PinInit<Lending<'bound, DevLt>, Error> + 'bound {
+        Lending::new(Self::init(pdev, bar), |dev: &Self, lease| {
+            dev.bring_up(lease)
+        })
+    }
+
+    fn init(
         pdev: &'bound pci::Device<Bound>,
         bar: ctrl::Bar0<'bound>,
     ) -> impl PinInit<Self, Error> + 'bound {
         try_pin_init!(&this in Self {
+            lease: SetOnce::new(),
             chardev: SetOnce::new(),
             debugfs <- new_mutex!(None),
             disks <- new_mutex!(KVec::new()),
@@ -166,7 +181,6 @@ impl<'bound> NvmeDev<'bound> {
             instance: Instance::get()?,
             ctrl: Ctrl::new(pdev, bar)?,
         })
-        .pin_chain(|this| this.into_ref().get_ref().bring_up())
     }
 
     pub(crate) fn instance(&self) -> u32 {
@@ -184,16 +198,13 @@ impl<'bound> NvmeDev<'bound> {
     }
 
     /// Debugfs and the character device let go of the controller: their
-    /// callbacks running now end first, later ones find nothing.
+    /// callbacks running now end first, later ones find nothing; then the
+    /// directory goes.
     pub(crate) fn revoke_user_access(&self) {
-        if let Some(c) = self.chardev.as_ref() {
-            c.revoke();
+        if let Some(l) = self.lease.as_ref() {
+            l.revoke();
         }
         let dir = self.debugfs.lock().take();
-        if let Some(d) = dir.as_ref() {
-            // Removing the files waits for their callbacks too.
-            d.revoke();
-        }
         drop(dir);
     }
 
@@ -205,7 +216,7 @@ impl<'bound> NvmeDev<'bound> {
     /// disks (whose partition scans do I/O: the timeout handler finds the
     /// controller through the tag set from the first one), then the debugfs
     /// directory and the character device.
-    fn bring_up(&self) -> Result {
+    fn bring_up(&self, lease: &Arc<Lease<DevLt>>) -> Result {
         let pdev = self.ctrl.pdev;
         let version = self.log_version();
         self.ctrl.disable()?;
@@ -220,11 +231,10 @@ impl<'bound> NvmeDev<'bound> {
         // Unless a reset during the partition scan got there first (or
         // is still running: it decides).
         self.state.change_from(CtrlState::New, CtrlState::Live);
-        // SAFETY: the directory is a field of `self`, dropped with it.
-        *self.debugfs.lock() = unsafe { debugfs::create(self)? };
-        // SAFETY: the character device is a field of `self`, dropped with it.
+        self.lease.populate(lease.clone());
+        *self.debugfs.lock() = debugfs::create(self.instance(), lease.clone())?;
         self.chardev
-            .populate(unsafe { passthru::CharDev::new(self)? });
+            .populate(passthru::register(self.instance(), lease.clone())?);
         Ok(())
     }
 
@@ -369,6 +379,7 @@ impl<'bound> NvmeDev<'bound> {
             dev: pdev.as_ref(),
             queues,
             irq_offset: vectors.io_offset(),
+            pin_based: vectors.pin_based(),
             polled: polled as usize,
             timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
                 module_parameters::io_timeout

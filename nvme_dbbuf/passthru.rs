@@ -5,16 +5,16 @@
 //! `NVME_IOCTL_ADMIN64_CMD`), so `nvme id-ctrl /dev/rnvme0` works.
 //!
 //! The node can outlive the binding (an open file across unbind), so an
-//! open file holds a [`Link`], not the controller: unbind empties the link,
-//! waiting for a running ioctl, and later ioctls fail with `ENODEV`.
+//! open file holds a [`Link`], the controller's lease, not the controller:
+//! unbind revokes it, waiting for a running ioctl, and later ioctls fail
+//! with `ENODEV`.
 
 use kernel::{
-    bindings,
     device::{Bound, Device},
     dma::{Coherent, CoherentBox},
     fs::File,
     io::Io,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::MiscDeviceOptions,
     prelude::*,
     sync::{Arc, ArcBorrow},
     transmute::{AsBytes, FromBytes},
@@ -25,6 +25,7 @@ use crate::cmd::{Sqe, Status};
 use crate::ctrl::ADMIN_TIMEOUT_MS;
 use crate::le::Le64;
 use crate::lease::Lease;
+use crate::misc::{self, MiscOps};
 use crate::nvme_dev::DevLt;
 use crate::passthru_cmd::{self as abi, Dir, PassthruCmd, Plan, Refusal};
 use crate::prp;
@@ -63,71 +64,18 @@ fn name(instance: u32) -> Result<&'static CStr> {
 }
 
 /// The registered character device of one controller.
-#[pin_data(PinnedDrop)]
-pub(crate) struct CharDev {
-    link: Arc<Link>,
-    #[pin]
-    reg: MiscDeviceRegistration<Passthru>,
+pub(crate) type CharDev = misc::Registration<Link>;
+
+/// Registers `/dev/rnvme<instance>`, whose open files reach the controller
+/// through `link`.
+pub(crate) fn register(instance: u32, link: Arc<Link>) -> Result<Pin<KBox<CharDev>>> {
+    let opts = MiscDeviceOptions {
+        name: name(instance)?,
+    };
+    KBox::try_pin_init(CharDev::register(opts, link), GFP_KERNEL)
 }
 
-impl CharDev {
-    /// Registers `/dev/rnvme<instance>` for `dev`.
-    ///
-    /// # Safety
-    ///
-    /// `dev` must stay at its address and alive until the returned value is
-    /// dropped (open files reach it through a pointer the drop clears): it
-    /// is to be a field of `dev`.
-    pub(crate) unsafe fn new(dev: &NvmeDev<'_>) -> Result<Pin<KBox<Self>>> {
-        // SAFETY: dropping the returned value revokes the lease (this
-        // function's contract: before `dev` goes).
-        let link = Arc::pin_init(unsafe { Lease::new(dev) }, GFP_KERNEL)?;
-        let opts = MiscDeviceOptions {
-            name: name(dev.instance())?,
-        };
-        // `link` is initialised before `reg`: an open racing the
-        // registration finds it.
-        KBox::try_pin_init(
-            try_pin_init!(Self {
-                link,
-                reg <- MiscDeviceRegistration::register(opts),
-            }),
-            GFP_KERNEL,
-        )
-    }
-}
-
-impl CharDev {
-    /// Open files let go of the controller: waits for a running ioctl,
-    /// later ones get `ENODEV`.
-    pub(crate) fn revoke(&self) {
-        self.link.revoke();
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for CharDev {
-    fn drop(self: Pin<&mut Self>) {
-        // Waits for a running ioctl; the registration goes next.
-        self.link.revoke();
-    }
-}
-
-/// An open `/dev/rnvme<C>`.
-pub(crate) struct Passthru;
-
-#[vtable]
-impl MiscDevice for Passthru {
-    type Ptr = Arc<Link>;
-
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<Link>> {
-        let reg = core::ptr::from_ref(misc).cast_mut();
-        // SAFETY: every `MiscDeviceRegistration<Passthru>` is the `reg`
-        // field of a `CharDev`, alive while its device can be opened.
-        let cd = unsafe { &*kernel::container_of!(reg, CharDev, reg) };
-        Ok(cd.link.clone())
-    }
-
+impl MiscOps for Link {
     fn ioctl(link: ArcBorrow<'_, Link>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let (size, result_at) = match cmd {
             abi::NVME_IOCTL_ADMIN_CMD => (abi::CMD_SIZE, abi::RESULT_OFFSET),
@@ -135,8 +83,7 @@ impl MiscDevice for Passthru {
             _ => return Err(ENOTTY),
         };
         // Like the in-tree driver: raw admin commands are for the admin.
-        // SAFETY: plain capability check of the calling task.
-        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+        if !misc::caller_is_admin() {
             return Err(EACCES);
         }
         let mut raw = [0u8; abi::CMD64_SIZE];

@@ -18,6 +18,15 @@ pub(crate) fn set_master(pdev: &pci::Device<Bound>) {
     unsafe { bindings::pci_set_master(pci_raw(pdev)) };
 }
 
+/// Keeps the device off its INTx pin (PCI_COMMAND Interrupt Disable) until
+/// `pci_alloc_irq_vectors` picks the pin and allows it again: before any
+/// handler exists, a level interrupt nobody claims fires until the polled
+/// admin command reaps its completion (thousands of times under TCG).
+pub(crate) fn disable_intx(pdev: &pci::Device<Bound>) {
+    // SAFETY: `pci_raw(pdev)` is a valid, bound PCI device.
+    unsafe { bindings::pci_intx(pci_raw(pdev), 0) };
+}
+
 /// Stops the device's DMA: clears Bus Master Enable.  For a controller
 /// that could not be disabled, before memory it may still write is freed.
 pub(crate) fn clear_master(pdev: &pci::Device<Bound>) {

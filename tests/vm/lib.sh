@@ -53,11 +53,25 @@ compliance_ok() {
 }
 
 # Splats that fail any test: oopses, warnings, KASAN, lockdep, kmemleak.
-SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at'
+SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at|nobody cared|Disabling IRQ|blocked for more than|detected stall'
+# Prints the matching lines and the log before the first (a stack dump's
+# header need not match), then fails.
 check_splats() {
-	local s
-	s=$(dmesg_test | grep -E "$SPLAT_RE" || true)
-	[ -z "$s" ] || { echo "$s"; fail "kernel splat in dmesg"; }
+	local s first
+	s=$(dmesg_test | grep -n -E "$SPLAT_RE" || true)
+	[ -z "$s" ] && return 0
+	echo "$s"
+	first=${s%%:*}
+	echo "--- the log around the first:"
+	dmesg_test | sed -n "$((first > 25 ? first - 25 : 1)),$((first + 5))p"
+	fail "kernel splat in dmesg"
+}
+
+# The debugfs directory of the controller of disk or controller $1
+# (rnvme0n1, /dev/rnvme0n1 or rnvme0).
+ctl_dfs() {
+	[[ ${1##*/} =~ ^(rnvme[0-9]+) ]] || return 1
+	echo "/sys/kernel/debug/nvme_dbbuf/${BASH_REMATCH[1]}"
 }
 
 # The I/O memory of controller debugfs dir $1 once it is idle: every block

@@ -18,8 +18,7 @@ wait_dmesg "nvme_dbbuf $bdf: rnvme[0-9]+n1: [0-9]+ sectors" 60 || fail "no disk 
 disk=$(blkdev_of "$bdf")
 [ -n "$disk" ] || fail "no block device under $bdf"
 disk=${disk#/dev/}
-ctl=${disk%n*}
-dfs=/sys/kernel/debug/nvme_dbbuf/$ctl
+dfs=$(ctl_dfs "$disk")
 [ -d "$dfs" ] || fail "no debugfs directory $dfs"
 log "$bdf: $disk, $(cat "$dfs/summary")"
 

@@ -61,7 +61,7 @@ fio --allow_file_create=0 --name=seq --filename=/dev/rnvme0n1 --direct=1 --ioeng
 dmesg_since | grep -E "nvme_dbbuf.*(timed out|stale|invalid command id|cannot describe)" && fail "driver reported command errors"
 # Per-request memory: a small PDU; PRP lists and scatterlists came from the
 # pools for the 128 KiB and 1 MiB I/O and all went back.
-ctl=/sys/kernel/debug/nvme_dbbuf/rnvme0
+ctl=$(ctl_dfs rnvme0n1)
 pools_idle "$ctl" "prp_lists sg_lists"
 pdu=$(sed -n 's/^requests [0-9]* pdu_bytes \([0-9]*\)$/\1/p' "$ctl/memory")
 [ -n "$pdu" ] && [ "$pdu" -le 256 ] || fail "per-request driver data is ${pdu:-?} bytes"

@@ -11,7 +11,7 @@ bdf=$(nvme_bdfs | head -n 1)
 dev=$(blkdev_of "$bdf")
 [ -n "$dev" ] || fail "no disk"
 name=$(basename "$dev")
-ctl=/sys/kernel/debug/nvme_dbbuf/${name%n*}
+ctl=$(ctl_dfs "$name")
 [ "$(cat /sys/block/$name/queue/io_poll)" = 1 ] || fail "the disk does not offer polling"
 # The poll queue is the last one.
 pq=$(awk 'END {print $1}' "$ctl/stats")

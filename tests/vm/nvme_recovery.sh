@@ -75,7 +75,7 @@ insmod_ours nvme_dbbuf dyndbg=+p
 pci_bind "$bdf" nvme_dbbuf
 dev=$(blkdev_of "$bdf")
 [ -b "$dev" ] || fail "no disk"
-ctl=$(ls -d /sys/kernel/debug/nvme_dbbuf/rnvme*/ | head -n1)
+ctl=$(ctl_dfs "$dev")
 # Nothing but dd does I/O on the disk from here (udev's probe of the new
 # disk would add timeouts and resets of its own).
 udevadm settle

@@ -53,7 +53,7 @@ dd if=$dev of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null || fail "read aft
 #   must be refused as stale (a double completion would oops or splat), then
 #   the same reset.
 # Either way fio's verify passes.
-ctl=$(ls -d /sys/kernel/debug/nvme_dbbuf/rnvme*/ | head -n1)
+ctl=$(ctl_dfs "$dev")
 for what in bad_cid dup_cid; do
 	resets0=$(sed -n 's/.*resets \([0-9]*\).*/\1/p' "$ctl/summary")
 	mark "$what"

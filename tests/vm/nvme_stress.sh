@@ -12,7 +12,7 @@ pci_bind "$b" nvme_dbbuf
 dev=$(blkdev_of "$a")
 [ -b "$dev" ] || fail "no disk on $a"
 cdev=${dev%n1}
-ctl=/sys/kernel/debug/nvme_dbbuf/$(basename "$cdev")
+ctl=$(ctl_dfs "$dev")
 [ -d "$ctl" ] || fail "no $ctl"
 runtime=45
 mark stress

@@ -24,7 +24,7 @@ cmp -i $((2 * M)) -n $((2 * M)) /tmp/back /tmp/pat || fail "data after the zeroe
 read -r _ _ _ _ w_after _ <<<"$(cat $sys/stat)"
 log "write I/Os at the disk for the 2 MiB zeroing: $((w_after - w_before))"
 [ $((w_after - w_before)) -le 2 ] || fail "zeroing took $((w_after - w_before)) write I/Os: no offload"
-ctl=/sys/kernel/debug/nvme_dbbuf/$(basename "$dev" | sed 's/n[0-9]*$//')
+ctl=$(ctl_dfs "$dev")
 lists() { sed -n 's/^prp_lists taken \([0-9]*\) .*/\1/p' "$ctl/memory"; }
 set -- $(cat $sys/stat)
 d_before=${12} l_before=$(lists)
