@@ -43,8 +43,6 @@ pub(crate) struct BlkShared<'bound> {
     /// Interrupt vector of the first I/O queue (vector 0 is the admin
     /// queue's when there are more).
     pub(crate) irq_offset: u32,
-    /// The interrupt is the INTx pin: see `NvmeDev::start_io_queues`.
-    pub(crate) pin_based: bool,
     /// How many of `queues`, the last ones, have no interrupt: blk-mq's
     /// poll queues, reaped by `->poll`.
     pub(crate) polled: usize,

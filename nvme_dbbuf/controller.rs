@@ -121,9 +121,11 @@ impl<'bound> NvmeDev<'bound> {
     /// doorbells are on.
     pub(crate) fn start_io_queues(&self, want_dbbuf: bool) -> Result<bool> {
         let on = self.configure_dbbuf(want_dbbuf);
-        let (irq_offset, with_irq, pin_based) = self.shared.as_ref().map_or((0, 0, false), |s| {
-            (s.irq_offset, s.irq_queues(), s.pin_based)
-        });
+        let (irq_offset, with_irq) = self
+            .shared
+            .as_ref()
+            .map_or((0, 0), |s| (s.irq_offset, s.irq_queues()));
+        let pin_based = self.vectors.as_ref().is_some_and(|v| v.pin_based());
         for (i, q) in self.io_queues().enumerate() {
             let qid = q.qid;
             // The polled queues, last, have no interrupt.

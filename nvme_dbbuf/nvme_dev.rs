@@ -117,7 +117,7 @@ pub(crate) struct NvmeDev<'bound> {
     /// completed while the tag set goes gives back its pool blocks), which
     /// is dropped after it.
     pub(crate) tagset: SetOnce<TagSet>,
-    vectors: SetOnce<IrqVectors<'bound>>,
+    pub(crate) vectors: SetOnce<IrqVectors<'bound>>,
     pub(crate) shared: SetOnce<BlkShared<'bound>>,
     /// Who may submit, reset or tear down (`state.rs`).
     pub(crate) state: State,
@@ -379,7 +379,6 @@ impl<'bound> NvmeDev<'bound> {
             dev: pdev.as_ref(),
             queues,
             irq_offset: vectors.io_offset(),
-            pin_based: vectors.pin_based(),
             polled: polled as usize,
             timeout_jiffies: u32::try_from(kernel::time::msecs_to_jiffies(
                 module_parameters::io_timeout
