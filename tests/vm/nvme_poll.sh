@@ -76,21 +76,27 @@ grep -qE "controller reset done, .* [1-9][0-9]* command\(s\) requeued" <<<"$d" |
 log "polled write+verify passed across a reset ($(grep -oE '[0-9]+ command\(s\) requeued' <<<"$d" | tail -n1))"
 pools_idle "$ctl"
 
-# An unbind with polled I/O in flight: fio ends (with errors) within the
-# time limit, nothing hangs or splats; rebound, the disk works.
+# An unbind with polled I/O in flight: the unbind returns within 30 s (wall
+# clock), nothing hangs or splats, and fio ends by its runtime; rebound, the
+# disk works.  fio's io_uring IOPOLL job goes on to its runtime after the
+# disk is gone, as it does under the in-tree driver (same VM, same job: its
+# unbind returned in 2 s, fio ran its 40 s with no error reported), so only
+# the runtime bounds fio.
 fio --allow_file_create=0 --name=unbind --filename="$dev" --direct=1 --ioengine=io_uring --hipri --iodepth=32 \
-	--rw=randread --bs=4k --time_based --runtime=60 --output-format=json --output=$out >/dev/null 2>&1 &
+	--rw=randread --bs=4k --time_based --runtime=10 --output-format=json --output=$out >/dev/null 2>&1 &
 fio_pid=$!
 io_started "$dev" $fio_pid || fail "fio ended or did no I/O before the unbind"
 t0=$(date +%s)
 pci_unbind "$bdf" &
 unbind_pid=$!
-for i in $(seq 300); do kill -0 $fio_pid 2>/dev/null || kill -0 $unbind_pid 2>/dev/null || break; sleep 0.1; done
+while kill -0 $unbind_pid 2>/dev/null && [ $(($(date +%s) - t0)) -lt 30 ]; do sleep 0.2; done
 kill -0 $unbind_pid 2>/dev/null && fail "unbind still running 30 s after it began"
-kill -0 $fio_pid 2>/dev/null && { kill -9 $fio_pid; fail "fio still running 30 s after the unbind"; }
 wait $unbind_pid || fail "unbind failed"
+t_unbind=$(($(date +%s) - t0))
+while kill -0 $fio_pid 2>/dev/null && [ $(($(date +%s) - t0)) -lt 60 ]; do sleep 0.2; done
+kill -0 $fio_pid 2>/dev/null && { kill -9 $fio_pid; fail "fio (runtime 10 s) still running 60 s after the unbind"; }
 wait $fio_pid || true
-log "unbind with polled I/O in flight: done in $(($(date +%s) - t0)) s"
+log "unbind with polled I/O in flight: unbind returned after ${t_unbind} s, fio ended after $(($(date +%s) - t0)) s"
 pci_bind "$bdf" nvme_dbbuf
 dev=$(blkdev_of "$bdf")
 [ -n "$dev" ] || fail "no disk after rebinding"

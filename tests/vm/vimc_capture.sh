@@ -199,9 +199,13 @@ echo 0 >/sys/kernel/debug/vimc_debayer/timing
 ! grep -v "frames=0 last_ns=0 avg_ns=0 max_ns=0" /sys/kernel/debug/vimc_debayer/timing || fail "timing not reset"
 log "debugfs timing: every entity timed; writing resets"
 
-# 100 stream on/off cycles.
-for i in $(seq 100); do
-	v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to=/dev/null || fail "cycle $i"
-done
-log "100 stream on/off cycles"
+# 100 stream on/off cycles (open, buffers, stream on, a frame, stream off,
+# close), in one process; the capture entity's frame counter must move by
+# at least one frame a cycle.
+cap_frames() { sed -n 's/^Capture: frames=\([0-9]*\) .*/\1/p' /sys/kernel/debug/vimc_debayer/timing; }
+f0=$(cap_frames)
+python3 "$REPO/tests/vm/vimc_cycles.py" "$vid" 100 $((160 * 120 * 3)) || fail "stream on/off cycles"
+f1=$(cap_frames)
+[ $((f1 - f0)) -ge 100 ] || fail "100 cycles, but the capture entity counted $((f1 - f0)) frames"
+log "100 stream on/off cycles, $((f1 - f0)) frames"
 rmmod vimc_debayer || fail "rmmod after streaming"
