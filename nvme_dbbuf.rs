@@ -9,7 +9,6 @@
 //! Documentation/nvme-dbbuf.rst.
 
 use kernel::{
-    debugfs::Dir,
     device::Core,
     dma::{Device as _, DmaMask},
     driver, pci,
@@ -154,14 +153,13 @@ impl pci::Driver for NvmeDbbufDriver {
     }
 }
 
-/// The module: the driver registration and the debugfs root it hangs each
-/// controller's directory from.  The registration goes first, so every
-/// controller is unbound before the root is removed.
-#[pin_data(PinnedDrop)]
+/// The module: the driver registration and the debugfs root each
+/// controller hangs its directory from, made first and dropped last.
+#[pin_data]
 struct NvmeDbbufModule {
     #[pin]
     driver: driver::Registration<pci::Adapter<NvmeDbbufDriver>>,
-    debugfs_root: KBox<Dir>,
+    debugfs_root: debugfs::RootDir,
 }
 
 impl kernel::InPlaceModule for NvmeDbbufModule {
@@ -171,31 +169,16 @@ impl kernel::InPlaceModule for NvmeDbbufModule {
             pr_warn!("nvme_dbbuf: fault_lose_io ignored: no CONFIG_FAULT_INJECTION_DEBUG_FS\n");
         }
         fault::set_lose_io(lose);
-        let root = KBox::new(Dir::new(c"nvme_dbbuf"), GFP_KERNEL);
+        // SAFETY: module init runs once per load, before anything else of
+        // the module uses the lock.
+        unsafe { debugfs::ROOT.init() };
         try_pin_init!(Self {
-            debugfs_root: {
-                let root = root?;
-                // SAFETY: boxed, so the address is stable; `PinnedDrop`
-                // clears the pointer before the box is freed, and no probe
-                // runs after module exit began.
-                unsafe { debugfs::set_root(&root) };
-                root
-            },
+            debugfs_root: debugfs::RootDir::new(),
             driver <- driver::Registration::new(
                 <Self as kernel::ModuleMetadata>::NAME,
                 module
             ),
         })
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for NvmeDbbufModule {
-    fn drop(self: Pin<&mut Self>) {
-        // Runs before the fields are dropped: no probe can run any more
-        // (module exit), and controllers still bound only drop their
-        // directories, which does not read the root pointer.
-        debugfs::clear_root();
     }
 }
 

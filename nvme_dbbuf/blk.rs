@@ -5,7 +5,7 @@
 //! controller-page limits of a request, and the driver's tag set and disk
 //! types over the local blk-mq layer (`mq.rs`).
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 use crate::blk_ops::NvmeOps;
 use crate::mq::{self, DiskParams};
@@ -39,7 +39,7 @@ pub(crate) type Disk<'bound> = mq::Disk<'bound, NvmeOps>;
 pub(crate) struct BlkShared<'bound> {
     /// The DMA device the data is mapped for.
     pub(crate) dev: &'bound kernel::device::Device<kernel::device::Bound>,
-    pub(crate) queues: KVec<Pin<KBox<Queue<'bound>>>>,
+    pub(crate) queues: KVec<Arc<Queue<'bound>>>,
     /// Interrupt vector of the first I/O queue (vector 0 is the admin
     /// queue's when there are more).
     pub(crate) irq_offset: u32,
@@ -48,8 +48,10 @@ pub(crate) struct BlkShared<'bound> {
     pub(crate) polled: usize,
     /// Per-request time limit.
     pub(crate) timeout_jiffies: u32,
-    /// PRP list pages (and discard ranges), taken per request on demand.
+    /// PRP list pages, taken per request on demand.
     pub(crate) lists: DmaPool<'bound>,
+    /// Discard ranges: one 16-byte block per discard (one range).
+    pub(crate) ranges: DmaPool<'bound>,
     /// Scatterlists for requests of several segments.
     pub(crate) sgs: SgPool<MAX_SEGS>,
 }

@@ -55,7 +55,7 @@ pub(crate) struct Ctrl<'bound> {
     pub(crate) max_entries: u32,
     /// CSTS.RDY transition timeout, from CAP.TO.
     ready_ms: u32,
-    pub(crate) admin: Pin<KBox<Queue<'bound>>>,
+    pub(crate) admin: Arc<Queue<'bound>>,
     /// Serialises admin commands; holds the next command id.
     admin_lock: Pin<KBox<Mutex<u16>>>,
     /// Test hooks (debugfs `inject`): the next disable reports CSTS.RDY
@@ -120,7 +120,7 @@ impl<'bound> Ctrl<'bound> {
         let depth = ADMIN_DEPTH.min(u16::try_from(max_entries).unwrap_or(u16::MAX));
         let bar = Arc::new(bar, GFP_KERNEL)?;
         let db = Doorbells::new(&bar, 0, dstrd)?;
-        let admin = KBox::pin_init(Queue::new(pdev.as_ref(), 0, depth, db, None)?, GFP_KERNEL)?;
+        let admin = Arc::pin_init(Queue::new(pdev.as_ref(), 0, depth, db, None)?, GFP_KERNEL)?;
         Ok(Self {
             pdev,
             bar,

@@ -40,7 +40,8 @@ pub(crate) struct DataMapping {
     /// Taken from [`BlkShared::sgs`] for a request of several segments.
     sg: Option<SgList>,
     /// Taken from [`BlkShared::lists`] for a request touching more than
-    /// two pages (its PRP list), or a discard (its range).
+    /// two pages (its PRP list), or from [`BlkShared::ranges`] for a
+    /// discard (its range).
     list: Option<PoolBlock>,
     /// How the data is mapped, for the unmap.
     map: DataMap,
@@ -204,8 +205,10 @@ impl DataMapping {
                 if let Some(sg) = sg {
                     s.sgs.free(sg);
                 }
-                if let Some(b) = list {
-                    s.lists.free(b);
+                match list {
+                    Some(b) if s.ranges.owns(&b) => s.ranges.free(b),
+                    Some(b) => s.lists.free(b),
+                    None => {}
                 }
             }
             // The tag set goes before the pools (the controller's field

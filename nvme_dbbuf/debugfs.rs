@@ -10,8 +10,8 @@
 //!   completions polled, on a poll queue); write anything to zero them.
 //! - `summary`: read one line for the controller.
 //! - `memory`: read the I/O memory: requests and the bytes of driver data
-//!   each carries, then per pool (PRP lists, scatterlists) blocks taken and
-//!   given back in total, and allocations that failed.
+//!   each carries, then per pool (PRP lists, scatterlists, discard ranges)
+//!   blocks taken and given back in total, and allocations that failed.
 //! - `inject` (with `CONFIG_FAULT_INJECTION_DEBUG_FS`): test hook; write `bad_cid` and the next completion on each
 //!   I/O queue is handled as if it carried a stale command id (the driver
 //!   drops it and resets the controller, which requeues the command); write
@@ -22,10 +22,7 @@
 //!   reports CSTS.RDY stuck at 1; `lost_admin`: the next admin completion
 //!   is lost.
 
-use core::{
-    fmt,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use core::fmt;
 
 use kernel::{
     debugfs::{Dir, Scope},
@@ -40,21 +37,28 @@ use crate::lease::Lease;
 use crate::nvme_dev::DevLt;
 use crate::NvmeDev;
 
-/// The module's `nvme_dbbuf` directory, owned by the module object.
-static ROOT: AtomicPtr<Dir> = AtomicPtr::new(core::ptr::null_mut());
-
-/// Publishes the module's root directory.
-///
-/// # Safety
-///
-/// `root` must stay valid until [`clear_root`], which must run before it is
-/// freed and after the last controller is unbound.
-pub(crate) unsafe fn set_root(root: &Dir) {
-    ROOT.store(core::ptr::from_ref(root).cast_mut(), Ordering::Release);
+kernel::sync::global_lock! {
+    // SAFETY: initialised by module init, before the driver is registered.
+    /// The module's `nvme_dbbuf` directory, from module init to module exit.
+    /// A controller's directory holds its own reference to it.
+    pub(crate) unsafe(uninit) static ROOT: Mutex<Option<Dir>> = None;
 }
 
-pub(crate) fn clear_root() {
-    ROOT.store(core::ptr::null_mut(), Ordering::Release);
+/// The module's hold on [`ROOT`]: made with it, and dropping it drops the
+/// root (directories of controllers still bound keep it until they go).
+pub(crate) struct RootDir(());
+
+impl RootDir {
+    pub(crate) fn new() -> Self {
+        *ROOT.lock() = Some(Dir::new(c"nvme_dbbuf"));
+        Self(())
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        drop(ROOT.lock().take());
+    }
 }
 
 /// What each file of a controller's directory reaches: the controller's
@@ -64,13 +68,9 @@ pub(crate) type Control = Arc<Lease<DevLt>>;
 /// Creates the directory of controller `instance`, whose files reach the
 /// controller through `lease`; `None` without debugfs.
 pub(crate) fn create(instance: u32, lease: Control) -> Result<Option<Pin<KBox<Scope<Control>>>>> {
-    let root = ROOT.load(Ordering::Acquire);
-    if root.is_null() {
+    let Some(root) = ROOT.lock().clone() else {
         return Ok(None);
-    }
-    // SAFETY: set by the module before registering the driver and cleared
-    // only after it is unregistered (`set_root`).
-    let root = unsafe { &*root };
+    };
     let name = CString::try_from_fmt(fmt!("rnvme{}", instance))?;
     let scope = KBox::pin_init(
         root.scope(lease, &name, |ctl, dir| {
@@ -215,7 +215,12 @@ fn memory_show(ctl: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             crate::request::PDU_BYTES
         )?;
         if let Some(s) = dev.shared.as_ref() {
-            for (name, st) in [("prp_lists", &s.lists.stats), ("sg_lists", &s.sgs.stats)] {
+            let pools = [
+                ("prp_lists", &s.lists.stats),
+                ("sg_lists", &s.sgs.stats),
+                ("dsm_ranges", &s.ranges.stats),
+            ];
+            for (name, st) in pools {
                 let (taken, back, failed) = st.snapshot();
                 writeln!(f, "{name} taken {taken} given_back {back} failed {failed}")?;
             }

@@ -11,7 +11,7 @@
 
 use core::ffi::c_void;
 
-use kernel::{bindings, device::Bound, pci, prelude::*};
+use kernel::{bindings, device::Bound, pci, prelude::*, sync::Arc};
 
 use crate::cmd::Cqe;
 use crate::pci_ext::pci_raw;
@@ -124,35 +124,26 @@ pub(crate) trait Completer {
 ///
 /// # Invariants
 ///
-/// `request_irq(irq, .., cookie)` succeeded with `cookie` a queue that stays
-/// valid until `drop` frees the handler (`QueueIrq::new`'s contract).
-pub(crate) struct QueueIrq {
+/// `request_irq(irq, .., cookie)` succeeded with `cookie` the address of
+/// `queue`, which this value keeps alive until `drop` has freed the
+/// handler.
+pub(crate) struct QueueIrq<'bound> {
     irq: u32,
-    /// The `dev_id` it was registered with (the queue), for `free_irq`.
-    cookie: *const c_void,
+    queue: Arc<Queue<'bound>>,
 }
 
-// SAFETY: the handle only frees the handler (the cookie is an opaque id).
-unsafe impl Send for QueueIrq {}
-// SAFETY: as above.
-unsafe impl Sync for QueueIrq {}
-
-impl QueueIrq {
+impl<'bound> QueueIrq<'bound> {
     /// Registers the handler of `queue` on vector `index`.
-    ///
-    /// # Safety
-    ///
-    /// `queue` must outlive the returned value.
-    pub(crate) unsafe fn new<C: Completer>(
+    pub(crate) fn new<C: Completer>(
         vectors: &IrqVectors<'_>,
         index: u32,
-        queue: &Queue<'_>,
+        queue: Arc<Queue<'bound>>,
     ) -> Result<Self> {
         let irq = vectors.irq(index)?;
-        let cookie = core::ptr::from_ref(queue).cast::<c_void>();
+        let cookie = Arc::as_ptr(&queue).cast::<c_void>();
         // SAFETY: `handler::<C>` matches `irq_handler_t`; the name is static;
-        // `cookie` points to a `Queue` that outlives the registration (caller
-        // guarantee), and is only read through shared references.
+        // `cookie` points to the `Queue` the returned value keeps alive until
+        // it frees the handler, and is only read through shared references.
         kernel::error::to_result(unsafe {
             bindings::request_irq(
                 irq,
@@ -162,11 +153,9 @@ impl QueueIrq {
                 cookie.cast_mut(),
             )
         })?;
-        Ok(Self { irq, cookie })
+        Ok(Self { irq, queue })
     }
-}
 
-impl QueueIrq {
     /// Waits for a running handler of this vector to return.
     pub(crate) fn synchronize(&self) {
         // SAFETY: `irq` is registered (type invariant).
@@ -174,11 +163,12 @@ impl QueueIrq {
     }
 }
 
-impl Drop for QueueIrq {
+impl Drop for QueueIrq<'_> {
     fn drop(&mut self) {
+        let cookie = Arc::as_ptr(&self.queue).cast::<c_void>();
         // SAFETY: registered in `new` with this cookie (invariant); free_irq
-        // waits for a running handler to finish.
-        unsafe { bindings::free_irq(self.irq, self.cookie.cast_mut()) };
+        // waits for a running handler to finish, before `queue` drops.
+        unsafe { bindings::free_irq(self.irq, cookie.cast_mut()) };
     }
 }
 
@@ -189,8 +179,8 @@ unsafe extern "C" fn handler<C: Completer>(
     _irq: i32,
     cookie: *mut c_void,
 ) -> bindings::irqreturn_t {
-    // SAFETY: the cookie is the `Queue` registered in `QueueIrq::new`, alive
-    // until `free_irq` returns.
+    // SAFETY: the cookie is the `Queue` registered in `QueueIrq::new`, kept
+    // alive by it until `free_irq` returns.
     let queue = unsafe { &*cookie.cast::<Queue<'_>>() };
     if queue.hooks().take_lost_irq() {
         return bindings::irqreturn::IRQ_HANDLED;

@@ -11,6 +11,7 @@ use kernel::{
     device::{Bound, Device},
     prelude::*,
     static_lock_class,
+    sync::Arc,
 };
 
 use crate::mq::{dev_raw, Operations, TagSet};
@@ -62,11 +63,13 @@ impl DiskParams {
 ///
 /// # Invariants
 ///
-/// `disk` was added with `device_add_disk`; `data` came from
-/// `KBox::into_raw` and is the disk's queuedata.
+/// `disk` was added with `device_add_disk` on `set`, which it keeps alive;
+/// `data` came from `KBox::into_raw` and is the disk's queuedata.
 pub(crate) struct Disk<'bound, T: Operations> {
     disk: *mut bindings::gendisk,
     data: *mut T::QueueData,
+    /// Dropped after the disk is deleted (it does its I/O through it).
+    _set: Arc<TagSet<T>>,
     _dev: PhantomData<&'bound Device<Bound>>,
 }
 
@@ -87,12 +90,8 @@ const FOPS: bindings::block_device_operations = bindings::block_device_operation
 impl<'bound, T: Operations> Disk<'bound, T> {
     /// Allocates and adds the disk `name` (`sectors` long) on `set` under
     /// `parent`, its queue reaching `data`.
-    ///
-    /// # Safety
-    ///
-    /// The disk must be dropped before `set` (it does I/O through it).
-    pub(crate) unsafe fn new(
-        set: &TagSet<T>,
+    pub(crate) fn new(
+        set: &Arc<TagSet<T>>,
         parent: &'bound Device<Bound>,
         data: T::QueueData,
         params: &DiskParams,
@@ -139,6 +138,7 @@ impl<'bound, T: Operations> Disk<'bound, T> {
         Ok(Self {
             disk,
             data,
+            _set: set.clone(),
             _dev: PhantomData,
         })
     }

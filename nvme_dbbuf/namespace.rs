@@ -65,9 +65,7 @@ impl NvmeDev<'_> {
                 },
                 lim.disk_params()?,
             );
-            // SAFETY: the disk goes into `self.disks`, deleted by teardown
-            // and dropped, by field order, before `self.tagset`.
-            let disk = unsafe { Disk::new(set, pdev.as_ref(), data, &params, name, sectors) }?;
+            let disk = Disk::new(set, pdev.as_ref(), data, &params, name, sectors)?;
             dev_info!(
                 pdev,
                 "{}: {} sectors of 512 B, block size {}, max transfer {} KiB\n",

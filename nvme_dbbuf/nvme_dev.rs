@@ -48,6 +48,9 @@ const MAX_POLL_QUEUES: u32 = 16;
 const _: () = assert!(IO_QUEUE_DEPTH <= 4096);
 /// Namespaces per controller this driver exposes.
 const MAX_NAMESPACES: usize = 16;
+/// One Dataset Management range (`cmd::DsmRange`).
+const DSM_RANGE_BYTES: usize = core::mem::size_of::<cmd::DsmRange>();
+const _: () = assert!(DSM_RANGE_BYTES == 16);
 
 /// Controller instance numbers in use (`rnvme<C>`), at most 64 controllers.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -106,17 +109,18 @@ pub(crate) struct NvmeDev<'bound> {
     debugfs: Mutex<Option<Pin<KBox<Scope<debugfs::Control>>>>>,
     #[pin]
     pub(crate) disks: Mutex<KVec<Disk<'bound>>>,
-    pub(crate) irqs: SetOnce<KVec<QueueIrq>>,
+    pub(crate) irqs: SetOnce<KVec<QueueIrq<'bound>>>,
     /// The admin queue's interrupt (vector 0), freed after the shutdown.
-    admin_irq: SetOnce<QueueIrq>,
+    admin_irq: SetOnce<QueueIrq<'bound>>,
     /// Reset requested by a completion with a bad command id; shared with
-    /// the queues that queue it, pointing back here.  Cancelled when
-    /// dropped: after the interrupts, before the tag set it uses.
-    pub(crate) reset_work: OwnedResetWork<'bound>,
+    /// the queues that queue it, reaching this controller through its
+    /// lease.  Cancelled when dropped: after the interrupts, before the tag
+    /// set it uses.
+    pub(crate) reset_work: OwnedResetWork,
     /// Freed after the reset work; its callbacks read `shared` (a request
     /// completed while the tag set goes gives back its pool blocks), which
     /// is dropped after it.
-    pub(crate) tagset: SetOnce<TagSet>,
+    pub(crate) tagset: SetOnce<Arc<TagSet>>,
     pub(crate) vectors: SetOnce<IrqVectors<'bound>>,
     pub(crate) shared: SetOnce<BlkShared<'bound>>,
     /// Who may submit, reset or tear down (`state.rs`).
@@ -156,7 +160,7 @@ impl<'bound> NvmeDev<'bound> {
         pdev: &'bound pci::Device<Bound>,
         bar: ctrl::Bar0<'bound>,
     ) -> impl PinInit<Self, Error> + 'bound {
-        try_pin_init!(&this in Self {
+        try_pin_init!(Self {
             lease: SetOnce::new(),
             chardev: SetOnce::new(),
             debugfs <- new_mutex!(None),
@@ -164,11 +168,9 @@ impl<'bound> NvmeDev<'bound> {
             irqs: SetOnce::new(),
             admin_irq: SetOnce::new(),
             // The queues, which queue the work, are created by the
-            // bring-up; dropping the field cancels it, after the last
-            // interrupt.
-            // SAFETY: `this` is this controller, complete before anything
-            // can queue the work and alive until the field is dropped.
-            reset_work: unsafe { OwnedResetWork::new(this)? },
+            // bring-up, which gives it the lease first; dropping the field
+            // cancels it, after the last interrupt.
+            reset_work: OwnedResetWork::new()?,
             tagset: SetOnce::new(),
             vectors: SetOnce::new(),
             shared: SetOnce::new(),
@@ -218,6 +220,7 @@ impl<'bound> NvmeDev<'bound> {
     /// directory and the character device.
     fn bring_up(&self, lease: &Arc<Lease<DevLt>>) -> Result {
         let pdev = self.ctrl.pdev;
+        self.reset_work.lend(lease);
         let version = self.log_version();
         self.ctrl.disable()?;
         self.ctrl.enable()?;
@@ -344,7 +347,7 @@ impl<'bound> NvmeDev<'bound> {
     }
 
     /// `nr` I/O queues of `depth` entries, qid 1 on.
-    fn alloc_io_queues(&self, nr: u32, depth: u16) -> Result<KVec<Pin<KBox<Queue<'bound>>>>> {
+    fn alloc_io_queues(&self, nr: u32, depth: u16) -> Result<KVec<Arc<Queue<'bound>>>> {
         let mut queues = KVec::with_capacity(nr as usize, GFP_KERNEL)?;
         for i in 0..nr {
             let qid = u16::try_from(i + 1)?;
@@ -355,7 +358,7 @@ impl<'bound> NvmeDev<'bound> {
                 self.ctrl.doorbells(qid)?,
                 Some(self.reset_work.share()),
             )?;
-            queues.push(KBox::pin_init(q, GFP_KERNEL)?, GFP_KERNEL)?;
+            queues.push(Arc::pin_init(q, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         Ok(queues)
     }
@@ -368,10 +371,11 @@ impl<'bound> NvmeDev<'bound> {
         let (granted, polled) = self.queue_counts()?;
         self.vectors.populate(IrqVectors::alloc(pdev, granted)?);
         let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
-        // SAFETY: the admin queue is boxed in `self.ctrl`, dropped after
-        // `self.admin_irq` (field order).
-        self.admin_irq
-            .populate(unsafe { QueueIrq::new::<AdminCompleter>(vectors, 0, &self.ctrl.admin)? });
+        self.admin_irq.populate(QueueIrq::new::<AdminCompleter>(
+            vectors,
+            0,
+            self.ctrl.admin.clone(),
+        )?);
         let nr = vectors.io_queues(granted) + polled;
         let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
         let queues = self.alloc_io_queues(nr, depth)?;
@@ -387,6 +391,7 @@ impl<'bound> NvmeDev<'bound> {
             ))
             .unwrap_or(u32::MAX),
             lists: DmaPool::new(c"nvme_dbbuf prp", pdev.as_ref(), blk::PAGE as usize)?,
+            ranges: DmaPool::new(c"nvme_dbbuf dsm", pdev.as_ref(), DSM_RANGE_BYTES)?,
             sgs: SgPool::new()?,
         });
         let shared = self.shared.as_ref().ok_or(EINVAL)?;
@@ -398,9 +403,7 @@ impl<'bound> NvmeDev<'bound> {
         let mut irqs = KVec::with_capacity(shared.irq_queues(), GFP_KERNEL)?;
         for (i, q) in shared.queues.iter().take(shared.irq_queues()).enumerate() {
             let vector = shared.irq_offset + u32::try_from(i)?;
-            // SAFETY: the queue is boxed in `self.shared`, dropped after
-            // `self.irqs` (field order).
-            let irq = unsafe { QueueIrq::new::<crate::blk_ops::IoCompleter>(vectors, vector, q)? };
+            let irq = QueueIrq::new::<crate::blk_ops::IoCompleter>(vectors, vector, q.clone())?;
             irqs.push(irq, GFP_KERNEL)?;
         }
         self.irqs.populate(irqs);
@@ -420,10 +423,13 @@ impl<'bound> NvmeDev<'bound> {
             timeout_jiffies: shared.timeout_jiffies,
             poll_maps: shared.polled > 0,
         };
-        // SAFETY: a pinned field of `self`, dropped after the disks and before
-        // `self.shared` (the interrupts and the reset work, which look requests
-        // up, are gone by then); teardown completes every request first.
-        self.tagset.populate(unsafe { TagSet::new(self, params)? });
+        // SAFETY: `self` is pinned; the tag set is held by `self.tagset` and
+        // the disks (fields of `self`, the disks dropped first), so it goes
+        // before `self` and before `self.shared` (the interrupts and the
+        // reset work, which look requests up, are gone by then); teardown
+        // completes every request first.
+        let set = unsafe { TagSet::new(self, params)? };
+        self.tagset.populate(Arc::new(set, GFP_KERNEL)?);
         Ok(())
     }
 }

@@ -153,6 +153,11 @@ impl<'bound> DmaPool<'bound> {
         })
     }
 
+    /// Whether `b` is one of this pool's blocks.
+    pub(crate) fn owns(&self, b: &PoolBlock) -> bool {
+        b.pool == self.pool
+    }
+
     /// Gives `b` back.  Once the device no longer reads it.
     pub(crate) fn free(&self, b: PoolBlock) {
         if b.pool != self.pool {

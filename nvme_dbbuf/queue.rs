@@ -74,7 +74,7 @@ pub(crate) struct Queue<'bound> {
     dead: AtomicBool,
     /// The controller's reset work, queued when a completion names no
     /// request in flight (none for the admin queue).
-    reset_work: Option<Arc<ResetWork<'bound>>>,
+    reset_work: Option<Arc<ResetWork>>,
     /// Test hook (debugfs `inject`) for the next completion.
     inject: InjectSlot,
     /// The admin queue's last completion (`Mailbox` packing), posted by
@@ -109,7 +109,7 @@ impl<'bound> Queue<'bound> {
         qid: u16,
         depth: u16,
         db: Doorbells<'bound>,
-        reset_work: Option<Arc<ResetWork<'bound>>>,
+        reset_work: Option<Arc<ResetWork>>,
     ) -> Result<impl PinInit<Self, Error>> {
         let sq = Coherent::<Sqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;
         let cq = Coherent::<Cqe>::zeroed_slice(dev, depth.into(), GFP_KERNEL)?;

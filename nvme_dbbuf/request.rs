@@ -105,14 +105,14 @@ pub(crate) fn build_write_zeroes(ns: &Ns, rq: &Request<NvmeOps>) -> Result<Sqe, 
 }
 
 /// Dataset Management deallocate with one range, which goes into a block
-/// from the list pool (the command carries no data otherwise).
+/// of the range pool (the command carries no data otherwise).
 pub(crate) fn build_discard(
     ns: &Ns,
     shared: &BlkShared<'_>,
     rq: &mut Pending<'_, NvmeOps>,
 ) -> Result<Sqe, Status> {
     let (slba, blocks) = block_range(ns, rq).ok_or(Status::IOERR)?;
-    let mut b = shared.lists.alloc().ok_or(Status::RESOURCE)?;
+    let mut b = shared.ranges.alloc().ok_or(Status::RESOURCE)?;
     let dma = b.dma();
     for (e, w) in b
         .entries()

@@ -6,46 +6,44 @@
 //! controller and the driver no longer agree on the queue's contents; the
 //! queue cannot be trusted until the controller is reset.  The completion
 //! handler cannot sleep, so it queues this work item, which runs the reset in
-//! process context.  The 7.3 workqueue abstraction has no cancel, which
-//! unbind needs, so this wraps the C work item directly.
+//! process context, reaching the controller through the controller's lease
+//! (`lease.rs`): a reset queued while the controller goes finds it revoked.
+//! The 7.3 workqueue abstraction has no cancel, which unbind needs, so this
+//! wraps the C work item directly.
 
-use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    prelude::*,
+    static_lock_class,
+    sync::{Arc, SetOnce},
+    types::Opaque,
+};
 
-use kernel::{bindings, prelude::*, static_lock_class, sync::Arc, types::Opaque};
-
-use crate::NvmeDev;
+use crate::{lease::Lease, nvme_dev::DevLt};
 
 /// The reset work item of one controller.
 ///
 /// # Invariants
 ///
-/// `work` was initialised with [`run`] as its function.  `owner` is the
-/// controller this work resets, complete whenever the work can be queued,
-/// and it disables this work (`disable_sync`) after the last thing that can
-/// queue it is gone and before it is freed.
+/// `work` was initialised with [`run`] as its function, and is disabled
+/// (`disable_sync`) before the item is freed.
 #[pin_data]
-pub(crate) struct ResetWork<'bound> {
+pub(crate) struct ResetWork {
     #[pin]
     work: Opaque<bindings::work_struct>,
-    owner: NonNull<NvmeDev<'bound>>,
+    /// The controller this work resets, once it has lent itself.
+    dev: SetOnce<Arc<Lease<DevLt>>>,
 }
 
 // SAFETY: the work item is only touched through the workqueue API, which
-// has its own locking; `owner` is only read, and used through `&`, and every
-// part of `NvmeDev` reachable through `&` is `Sync`.
-unsafe impl Send for ResetWork<'_> {}
+// has its own locking; `dev` is `Send + Sync`.
+unsafe impl Send for ResetWork {}
 // SAFETY: as above.
-unsafe impl Sync for ResetWork<'_> {}
+unsafe impl Sync for ResetWork {}
 
-impl<'bound> ResetWork<'bound> {
-    /// The reset work of controller `owner`.
-    ///
-    /// # Safety
-    ///
-    /// `owner` must be complete before the first [`Self::schedule`], and it
-    /// must call [`Self::disable_sync`] after the last one and before it is
-    /// freed (the work dereferences it when it runs).
-    unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> impl PinInit<Self> {
+impl ResetWork {
+    /// A reset work item, idle until [`Self::lend`] names its controller.
+    fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is valid for writes; `run` matches `work_func_t`
             // and the name and lock class are static.
@@ -58,7 +56,7 @@ impl<'bound> ResetWork<'bound> {
                     static_lock_class!().as_ptr(),
                 )
             }),
-            owner,
+            dev: SetOnce::new(),
         })
     }
 
@@ -96,41 +94,41 @@ unsafe extern "C" fn run(work: *mut bindings::work_struct) {
     let this = unsafe {
         &*kernel::container_of!(
             work.cast::<Opaque<bindings::work_struct>>(),
-            ResetWork<'_>,
+            ResetWork,
             work
         )
     };
-    // SAFETY: the controller is complete while the work can run and
-    // cancels it before it is freed (invariant).
-    unsafe { this.owner.as_ref() }.reset_after_bad_completion();
+    if let Some(dev) = this.dev.as_ref() {
+        // Revoked: the controller is going, and resets no more.
+        let _ = dev.with(|dev| dev.reset_after_bad_completion());
+    }
 }
 
 /// The controller's handle on its reset work: dropping it cancels the
 /// work (waiting for a running one).  A field of the controller, declared
 /// after everything that can queue the work (the interrupts) and before
 /// what the work uses (the tag set, the queues).
-pub(crate) struct OwnedResetWork<'bound>(Arc<ResetWork<'bound>>);
+pub(crate) struct OwnedResetWork(Arc<ResetWork>);
 
-impl<'bound> OwnedResetWork<'bound> {
-    /// The reset work of controller `owner`.
-    ///
-    /// # Safety
-    ///
-    /// As [`ResetWork::new`]; dropping the value is the `disable_sync` that
-    /// asks for.
-    pub(crate) unsafe fn new(owner: NonNull<NvmeDev<'bound>>) -> Result<Self> {
-        // SAFETY: this function's contract.
-        let work = unsafe { ResetWork::new(owner) };
-        Ok(Self(Arc::pin_init(work, GFP_KERNEL)?))
+impl OwnedResetWork {
+    /// A reset work item for a controller, idle until [`Self::lend`].
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(Arc::pin_init(ResetWork::new(), GFP_KERNEL)?))
+    }
+
+    /// The controller to reset: its lease, given before anything can queue
+    /// the work.  Only the first call counts.
+    pub(crate) fn lend(&self, dev: &Arc<Lease<DevLt>>) {
+        self.0.dev.populate(dev.clone());
     }
 
     /// A reference for a queue to schedule the work with.
-    pub(crate) fn share(&self) -> Arc<ResetWork<'bound>> {
+    pub(crate) fn share(&self) -> Arc<ResetWork> {
         self.0.clone()
     }
 }
 
-impl Drop for OwnedResetWork<'_> {
+impl Drop for OwnedResetWork {
     fn drop(&mut self) {
         self.0.disable_sync();
     }

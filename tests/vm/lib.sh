@@ -85,7 +85,7 @@ pools_idle() {
 	for i in $(seq 20); do
 		m=$(cat "$1/memory") || fail "no memory file in $1"
 		ok=1
-		for p in prp_lists sg_lists; do
+		for p in prp_lists sg_lists dsm_ranges; do
 			grep -qE "^$p taken ([0-9]+) given_back \1 " <<<"$m" || ok=0
 		done
 		[ $ok = 1 ] && break

@@ -25,18 +25,19 @@ read -r _ _ _ _ w_after _ <<<"$(cat $sys/stat)"
 log "write I/Os at the disk for the 2 MiB zeroing: $((w_after - w_before))"
 [ $((w_after - w_before)) -le 2 ] || fail "zeroing took $((w_after - w_before)) write I/Os: no offload"
 ctl=$(ctl_dfs "$dev")
-lists() { sed -n 's/^prp_lists taken \([0-9]*\) .*/\1/p' "$ctl/memory"; }
+taken() { sed -n "s/^$1 taken \([0-9]*\) .*/\1/p" "$ctl/memory"; }
 set -- $(cat $sys/stat)
-d_before=${12} l_before=$(lists)
+d_before=${12} r_before=$(taken dsm_ranges)
 blkdiscard -o $((3 * M)) -l $((1 * M)) $dev || fail "blkdiscard"
 set -- $(cat $sys/stat)
 [ "${12}" -gt "$d_before" ] || fail "discard not counted at the disk"
-# Each discard's range is a block from the list pool.
-[ "$(lists)" -ge $((l_before + ${12} - d_before)) ] ||
-	fail "$((${12} - d_before)) discards took $(($(lists) - l_before)) list blocks"
+# Each discard's range is a 16-byte block from the range pool (not a
+# page-sized PRP list block).
+[ "$(taken dsm_ranges)" -ge $((r_before + ${12} - d_before)) ] ||
+	fail "$((${12} - d_before)) discards took $(($(taken dsm_ranges) - r_before)) range blocks"
 dd if=$dev of=/tmp/back2 bs=1M skip=4 count=1 iflag=direct status=none || fail "read back 2"
 cmp -i $((3 * M)):0 -n $M /tmp/back /tmp/back2 || fail "data after the discarded range changed"
 log "write zeroes and discard passed"
 # Every block went back.
-pools_idle "$ctl"
+pools_idle "$ctl" dsm_ranges
 rmmod nvme_dbbuf
