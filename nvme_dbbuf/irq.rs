@@ -108,7 +108,7 @@ impl<'bound> IrqVectors<'bound> {
 impl Drop for IrqVectors<'_> {
     fn drop(&mut self) {
         // SAFETY: the vectors were allocated by `alloc` (invariant) and every
-        // handler was freed first (`QueueIrq`s are dropped before this).
+        // handler was freed first (each `QueueIrq` holds the vectors).
         unsafe { bindings::pci_free_irq_vectors(pci_raw(self.pdev)) };
     }
 }
@@ -120,22 +120,25 @@ pub(crate) trait Completer {
 }
 
 /// An interrupt handler reaping one queue; on a shared line (INTx, or the
-/// one vector of a single-vector MSI) one of several.
+/// one vector of a single-vector MSI) one of several.  Not under `Devres`
+/// (the driver keeps these in fields of its data): one leaked would leave
+/// its handler registered past unbind.
 ///
 /// # Invariants
 ///
-/// `request_irq(irq, .., cookie)` succeeded with `cookie` the address of
-/// `queue`, which this value keeps alive until `drop` has freed the
-/// handler.
+/// `request_irq(irq, .., cookie)` succeeded with `irq` one of `vectors`
+/// and `cookie` the address of `queue`; this value keeps both alive until
+/// `drop` has freed the handler.
 pub(crate) struct QueueIrq<'bound> {
     irq: u32,
     queue: Arc<Queue<'bound>>,
+    _vectors: Arc<IrqVectors<'bound>>,
 }
 
 impl<'bound> QueueIrq<'bound> {
     /// Registers the handler of `queue` on vector `index`.
     pub(crate) fn new<C: Completer>(
-        vectors: &IrqVectors<'_>,
+        vectors: &Arc<IrqVectors<'bound>>,
         index: u32,
         queue: Arc<Queue<'bound>>,
     ) -> Result<Self> {
@@ -153,7 +156,11 @@ impl<'bound> QueueIrq<'bound> {
                 cookie.cast_mut(),
             )
         })?;
-        Ok(Self { irq, queue })
+        Ok(Self {
+            irq,
+            queue,
+            _vectors: vectors.clone(),
+        })
     }
 
     /// Waits for a running handler of this vector to return.

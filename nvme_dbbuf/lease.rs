@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A revocable borrow of a lifetime-parameterised object, for code that can
-//! outlive the borrow: debugfs file callbacks and the open files of a
-//! character device, whose data the kernel crate wants `'static`.
+//! outlive the borrow: debugfs file callbacks, the open files of a
+//! character device, whose data the kernel crate wants `'static`, and a
+//! work item.
 //!
 //! Shaped like `kernel::devres::DevresLt`: the object's type is a [`ForLt`]
 //! family, its lifetime is erased inside this type only, and users reach it

@@ -184,7 +184,7 @@ impl<T: Operations> Drop for TagSet<T> {
             unsafe { (**h).clear() };
         }
         // SAFETY: allocated in `new` (invariant); every disk using it was
-        // deleted before (`Disk::new`'s contract).
+        // deleted before (a `Disk` holds its tag set).
         unsafe { bindings::blk_mq_free_tag_set(self.as_raw()) };
         // SAFETY: from `KBox::into_raw` in `new`; C no longer uses it.
         drop(unsafe { KBox::from_raw(self.set) });

@@ -4,11 +4,11 @@
 //! allocation the driver core keeps for the binding, then brought up.
 //!
 //! The struct is complete and at its final address before the first
-//! command: the tag set, the interrupts and the reset work are created by
-//! the bring-up from a reference to it, and are fields of it, dropped after
-//! [`PinnedDrop`] has shut the hardware down and freed the interrupts; the
-//! debugfs directory and the character device reach it through the lease of
-//! the [`Lending`] that owns it.  What the bring-up
+//! command: the tag set is created by the bring-up from a reference to it
+//! and is a field of it, dropped after [`PinnedDrop`] has shut the hardware
+//! down and freed the interrupts (each of which owns its queue); the reset
+//! work, the debugfs directory and the character device reach it through
+//! the lease of the [`Lending`] that owns it.  What the bring-up
 //! creates is set once ([`SetOnce`]); a bring-up that fails drops the
 //! controller like an unbind does.
 
@@ -99,8 +99,9 @@ impl Drop for Instance {
 /// set, vectors, queues.
 #[pin_data(PinnedDrop)]
 pub(crate) struct NvmeDev<'bound> {
-    /// The lease [`Lending`] holds on this controller, given to debugfs and
-    /// the character device; revoked by `teardown`.
+    /// The lease [`Lending`] holds on this controller, given to the reset
+    /// work, debugfs and the character device; revoked by `teardown` (and
+    /// by `Lending` itself, before this struct drops).
     lease: SetOnce<Arc<Lease<DevLt>>>,
     chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
     /// Taken out and dropped by `teardown`, which must not hold the reset
@@ -121,7 +122,7 @@ pub(crate) struct NvmeDev<'bound> {
     /// completed while the tag set goes gives back its pool blocks), which
     /// is dropped after it.
     pub(crate) tagset: SetOnce<Arc<TagSet>>,
-    pub(crate) vectors: SetOnce<IrqVectors<'bound>>,
+    pub(crate) vectors: SetOnce<Arc<IrqVectors<'bound>>>,
     pub(crate) shared: SetOnce<BlkShared<'bound>>,
     /// Who may submit, reset or tear down (`state.rs`).
     pub(crate) state: State,
@@ -369,7 +370,8 @@ impl<'bound> NvmeDev<'bound> {
     fn setup_io_queues(&self, has_dbbuf: bool) -> Result {
         let pdev = self.ctrl.pdev;
         let (granted, polled) = self.queue_counts()?;
-        self.vectors.populate(IrqVectors::alloc(pdev, granted)?);
+        self.vectors
+            .populate(Arc::new(IrqVectors::alloc(pdev, granted)?, GFP_KERNEL)?);
         let vectors = self.vectors.as_ref().ok_or(EINVAL)?;
         self.admin_irq.populate(QueueIrq::new::<AdminCompleter>(
             vectors,
@@ -400,13 +402,7 @@ impl<'bound> NvmeDev<'bound> {
         }
         let on = self.start_io_queues(*module_parameters::dbbuf.value_ref())?;
         self.dbbuf_on.store(on, Ordering::Relaxed);
-        let mut irqs = KVec::with_capacity(shared.irq_queues(), GFP_KERNEL)?;
-        for (i, q) in shared.queues.iter().take(shared.irq_queues()).enumerate() {
-            let vector = shared.irq_offset + u32::try_from(i)?;
-            let irq = QueueIrq::new::<crate::blk_ops::IoCompleter>(vectors, vector, q.clone())?;
-            irqs.push(irq, GFP_KERNEL)?;
-        }
-        self.irqs.populate(irqs);
+        self.request_io_irqs(vectors, shared)?;
         dev_ddbg!(
             pdev,
             "{} I/O queue(s) of {} entries, {} polled, on {} vector(s)\n",
@@ -415,7 +411,27 @@ impl<'bound> NvmeDev<'bound> {
             polled,
             vectors.count()
         );
-        let shared = self.shared.as_ref().ok_or(EINVAL)?;
+        self.create_tag_set(shared, depth)
+    }
+
+    /// One handler per I/O queue with an interrupt, on its vector.
+    fn request_io_irqs(
+        &self,
+        vectors: &Arc<IrqVectors<'bound>>,
+        shared: &BlkShared<'bound>,
+    ) -> Result {
+        let mut irqs = KVec::with_capacity(shared.irq_queues(), GFP_KERNEL)?;
+        for (i, q) in shared.queues.iter().take(shared.irq_queues()).enumerate() {
+            let vector = shared.irq_offset + u32::try_from(i)?;
+            let irq = QueueIrq::new::<crate::blk_ops::IoCompleter>(vectors, vector, q.clone())?;
+            irqs.push(irq, GFP_KERNEL)?;
+        }
+        self.irqs.populate(irqs);
+        Ok(())
+    }
+
+    /// The tag set: one hardware context per I/O queue, `depth - 1` deep.
+    fn create_tag_set(&self, shared: &BlkShared<'bound>, depth: u16) -> Result {
         let params = crate::mq::TagSetParams {
             dma_dev: shared.dev,
             nr_hw_queues: u32::try_from(shared.queues.len())?,
@@ -440,8 +456,8 @@ impl PinnedDrop for NvmeDev<'_> {
         self.teardown();
         dev_info!(self.ctrl.pdev, "unbound\n");
         // The fields go next, in declaration order: the interrupts, then
-        // the reset work (nothing queues it any more; a running one finds
-        // the controller Deleting), the tag set, the vectors, the queues.
+        // the reset work (nothing queues it any more; one still queued finds
+        // the lease revoked), the tag set, the vectors, the queues.
     }
 }
 

@@ -75,7 +75,7 @@ ctl_dfs() {
 }
 
 # The I/O memory of controller debugfs dir $1 once it is idle: every block
-# of either pool given back exactly once (a leak or a double free on some
+# of each pool given back exactly once (a leak or a double free on some
 # completion path shows as a difference), and with $2 set (pool names),
 # those were used at all.  udev's probe after a writer closes the disk
 # reads through the pools too: settle, and give in-flight reads a moment.
@@ -260,14 +260,14 @@ vimc_raw_fourcc() {
 # A vimc-style pipeline (in-tree vimc's or ours) at one Bayer code and
 # size: sensor -> debayer (window WIN) -> RGB888 -> scaler 1:1 -> the RGB
 # capture node.  The sensor's raw node is part of the pipeline (it hangs
-# off the sensor's pad), so it is set to match the sensor too.
+# off the sensor's pad), so it is set to match the sensor too.  One
+# media-ctl call sets the pads in order (a program start costs a second
+# under TCG).
 vimc_setup() { # MDEV CAPTURE_ENTITY CODE W H WIN
-	local m=$1 cap=$2 code=$3 w=$4 h=$5 win=$6 cs=" colorspace:srgb" raw
-	media-ctl -d "$m" -V "\"Sensor A\":0[fmt:$code/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Debayer A\":0[fmt:$code/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Debayer A\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Scaler\":0[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
-	media-ctl -d "$m" -V "\"Scaler\":1[fmt:RGB888_1X24/${w}x$h$cs]" || return 1
+	local m=$1 cap=$2 code=$3 w=$4 h=$5 win=$6 raw
+	local bayer="[fmt:$code/${w}x$h colorspace:srgb]" rgb="[fmt:RGB888_1X24/${w}x$h colorspace:srgb]"
+	media-ctl -d "$m" -V "\"Sensor A\":0$bayer, \"Debayer A\":0$bayer, \"Debayer A\":1$rgb, \"Scaler\":0$rgb, \"Scaler\":1$rgb" ||
+		return 1
 	v4l2-ctl -d "$(media-ctl -d "$m" -e "Debayer A")" -c debayer_mean_window_size="$win" || return 1
 	v4l2-ctl -d "$(media-ctl -d "$m" -e "$cap")" --set-fmt-video="width=$w,height=$h,pixelformat=RGB3" || return 1
 	raw=$(media-ctl -d "$m" -e "Raw Capture 0" 2>/dev/null || true)
