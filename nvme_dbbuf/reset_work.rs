@@ -61,14 +61,16 @@ impl ResetWork {
     }
 
     /// Queues the reset; a reset already queued absorbs this request.
-    /// Callable from any context.
+    /// Callable from any context.  On the unbound workqueue for long work
+    /// (a reset waits for the controller, up to CAP.TO); 7.3 warns about
+    /// `system_wq`, which is deprecated.
     pub(crate) fn schedule(&self) {
-        // SAFETY: `work` is initialised (invariant); `system_wq` is always
-        // available.  Queueing an already pending item is a no-op.
+        // SAFETY: `work` is initialised (invariant); the system workqueues
+        // are always available.  Queueing an already pending item is a no-op.
         unsafe {
             bindings::queue_work_on(
                 bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32,
-                bindings::system_wq,
+                bindings::system_dfl_long_wq,
                 self.work.get(),
             )
         };

@@ -53,7 +53,7 @@ compliance_ok() {
 }
 
 # Splats that fail any test: oopses, warnings, KASAN, lockdep, kmemleak.
-SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at|nobody cared|Disabling IRQ|blocked for more than|detected stall'
+SPLAT_RE='BUG:|WARNING:|KASAN|Oops|general protection fault|Kernel panic|kernel BUG|UBSAN|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|lockdep|unreferenced object|rust_panic|panicked at|nobody cared|Disabling IRQ|blocked for more than|detected stall|deprecated workqueue'
 # Prints the matching lines and the log before the first (a stack dump's
 # header need not match), then fails.
 check_splats() {
