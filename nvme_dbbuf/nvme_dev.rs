@@ -439,11 +439,11 @@ impl<'bound> NvmeDev<'bound> {
             timeout_jiffies: shared.timeout_jiffies,
             poll_maps: shared.polled > 0,
         };
-        // SAFETY: `self` is pinned; the tag set is held by `self.tagset` and
-        // the disks (fields of `self`, the disks dropped first), so it goes
-        // before `self` and before `self.shared` (the interrupts and the
-        // reset work, which look requests up, are gone by then); teardown
-        // completes every request first.
+        // The tag set is held by `self.tagset` and the disks (fields, the
+        // disks dropped first), so it goes before `self` and `self.shared`;
+        // the interrupts and the reset work, which look requests up, go
+        // before it, and teardown completes every request first.
+        // SAFETY: `self` is pinned and outlives the tag set (above).
         let set = unsafe { TagSet::new(self, params)? };
         self.tagset.populate(Arc::new(set, GFP_KERNEL)?);
         Ok(())
