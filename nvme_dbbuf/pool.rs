@@ -160,7 +160,7 @@ impl<'bound> DmaPool<'bound> {
 
     /// Gives `b` back.  Once the device no longer reads it.
     pub(crate) fn free(&self, b: PoolBlock) {
-        if b.pool != self.pool {
+        if !self.owns(&b) {
             pr_err!("nvme_dbbuf: block given to a pool it is not from: leaked\n");
             return;
         }
