@@ -8,7 +8,9 @@
 use kernel::{prelude::*, sync::Arc};
 
 use crate::blk_ops::NvmeOps;
+use crate::lease::Lease;
 use crate::mq::{self, DiskParams};
+use crate::nvme_dev::DevLt;
 use crate::pool::{DmaPool, SgPool};
 use crate::prp;
 use crate::queue::Queue;
@@ -31,11 +33,20 @@ pub(crate) const MAX_TRANSFER: u64 = {
 };
 
 /// The driver's tag set and disks.
-pub(crate) type TagSet = mq::TagSet<NvmeOps>;
+pub(crate) type TagSet<'bound> = mq::TagSet<'bound, NvmeOps>;
 pub(crate) type Disk<'bound> = mq::Disk<'bound, NvmeOps>;
 
-/// What the tag set's callbacks share, a field of the controller (which is
-/// `set->driver_data`).
+/// The tag set's data (`set->driver_data`), which it owns: what its
+/// callbacks share with the controller, and the controller itself for the
+/// timeout handler.  The controller owns the tag set, so it is reached
+/// through its lease, which its teardown revokes once its disks are gone
+/// (no request left to time out).
+pub(crate) struct IoSet<'bound> {
+    pub(crate) shared: Arc<BlkShared<'bound>>,
+    pub(crate) ctrl: Arc<Lease<DevLt>>,
+}
+
+/// What the tag set's callbacks share with the controller.
 pub(crate) struct BlkShared<'bound> {
     /// The DMA device the data is mapped for.
     pub(crate) dev: &'bound kernel::device::Device<kernel::device::Bound>,

@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 
 use kernel::prelude::*;
 
-use crate::blk::Ns;
+use crate::blk::{IoSet, Ns};
 use crate::cmd::{self, Cqe};
 use crate::fault::{self, Inject};
 use crate::irq::Completer;
@@ -20,14 +20,14 @@ use crate::request::{
     build_discard, build_rw, build_write_zeroes, in_flight_at, next_use, Iod, Owned, ABORT_SENT,
     GENERATION,
 };
-use crate::NvmeDev;
 
-/// The driver's blk-mq operations: the tag set's data is the controller,
-/// each hardware context an I/O queue, each request queue a namespace.
+/// The driver's blk-mq operations: the tag set's data is what the I/O
+/// queues share and the controller's lease, each hardware context an I/O
+/// queue, each request queue a namespace.
 pub(crate) struct NvmeOps;
 
 impl mq::Operations for NvmeOps {
-    type SetData<'a> = NvmeDev<'a>;
+    type SetData<'a> = IoSet<'a>;
     type HwData<'a> = Queue<'a>;
     type QueueData = Ns;
     type RequestData = Iod;
@@ -37,25 +37,25 @@ impl mq::Operations for NvmeOps {
         Iod::new()
     }
 
-    fn hw_data<'a, 'b>(dev: &'a Self::SetData<'b>, index: u32) -> Option<&'a Self::HwData<'b>> {
-        let q = dev.shared.as_ref()?.queues.get(index as usize)?;
-        Some(&**q)
+    fn hw_data<'a, 'b>(set: &'a Self::SetData<'b>, index: u32) -> Option<&'a Self::HwData<'b>> {
+        set.shared.queues.get(index as usize).map(|q| &**q)
     }
 
-    fn hw_tags<'a>(dev: &'a NvmeDev<'_>, index: u32) -> Option<&'a HwTags<Self>> {
-        Self::hw_data(dev, index).map(|q| &q.tags)
+    fn hw_tags<'a>(set: &'a IoSet<'_>, index: u32) -> Option<&'a HwTags<Self>> {
+        Self::hw_data(set, index).map(|q| &q.tags)
     }
 
     fn queue_rq<'r>(
         queue: &Queue<'_>,
         ns: &Ns,
-        dev: &NvmeDev<'_>,
+        set: &IoSet<'_>,
         mut rq: Pending<'r, Self>,
         last: bool,
     ) -> Result<Started<'r, Self>, (Pending<'r, Self>, Status)> {
-        let Some(shared) = dev.shared.as_ref().filter(|_| !queue.is_dead()) else {
+        if queue.is_dead() {
             return Err((rq, Status::IOERR));
-        };
+        }
+        let shared = &*set.shared;
         let sqe = match rq.op() {
             Op::Read => build_rw(ns, shared, &mut rq, false),
             Op::Write => build_rw(ns, shared, &mut rq, true),
@@ -86,8 +86,8 @@ impl mq::Operations for NvmeOps {
         queue.commit();
     }
 
-    fn complete(dev: &NvmeDev<'_>, queue: &Queue<'_>, _ns: &Ns, mut rq: Completing<'_, Self>) {
-        let shared = dev.shared.as_ref();
+    fn complete(set: &IoSet<'_>, queue: &Queue<'_>, _ns: &Ns, mut rq: Completing<'_, Self>) {
+        let shared = Some(&*set.shared);
         let cancelled = rq.data().cancelled.load(Ordering::Relaxed);
         let status = (!cancelled).then(|| cmd::Status(rq.data().status.load(Ordering::Relaxed)));
         let noretry = rq.failfast() || queue.is_dead();
@@ -110,7 +110,7 @@ impl mq::Operations for NvmeOps {
         });
     }
 
-    fn timeout(dev: &NvmeDev<'_>, queue: &Queue<'_>, rq: &Request<Self>) -> TimeoutReturn {
+    fn timeout(set: &IoSet<'_>, queue: &Queue<'_>, rq: &Request<Self>) -> TimeoutReturn {
         // The use of the request that timed out, taken before the reap below
         // can complete it (and blk-mq send it again).
         let Some(this_use) = in_flight_at(rq) else {
@@ -144,16 +144,21 @@ impl mq::Operations for NvmeOps {
                 Ordering::Relaxed,
             );
         };
-        match dev.io_timeout(qid, cid, !abort_sent, still_ours, mark) {
-            TimeoutAction::Done => TimeoutReturn::Done,
-            TimeoutAction::AbortSent | TimeoutAction::Later => TimeoutReturn::ResetTimer,
+        // Revoked: the controller's teardown deleted the disks, so nothing
+        // is in flight to hand back.
+        let action = set
+            .ctrl
+            .with(|dev| dev.io_timeout(qid, cid, !abort_sent, still_ours, mark));
+        match action {
+            Ok(TimeoutAction::Done) => TimeoutReturn::Done,
+            Ok(TimeoutAction::AbortSent | TimeoutAction::Later) | Err(_) => {
+                TimeoutReturn::ResetTimer
+            }
         }
     }
 
-    fn map_queues(dev: &NvmeDev<'_>, maps: &mut QueueMaps<'_>) {
-        let Some(shared) = dev.shared.as_ref() else {
-            return;
-        };
+    fn map_queues(set: &IoSet<'_>, maps: &mut QueueMaps<'_>) {
+        let shared = &set.shared;
         // The interrupt queues follow their vectors' affinity (a plain
         // spread when the vectors carry none: MSI/INTx); the poll queues
         // have none, so they get the plain spread.
@@ -229,17 +234,23 @@ impl Completer for IoCompleter {
 /// it is in flight at that generation; otherwise logs the entry and has the
 /// controller reset.  Returns whether it completed a request.
 fn complete_one(queue: &Queue<'_>, cid: u16, cqe: &Cqe) -> bool {
-    let tag = cid & 0xfff;
-    let generation = (cid >> 12) as u8;
-    let Some(rq) = queue.tags.request(tag) else {
+    let found = queue
+        .tags
+        .with_request(cid & 0xfff, |rq| complete_found(queue, rq, cid, cqe));
+    found.unwrap_or_else(|| {
         pr_err!(
             "nvme_dbbuf: queue {}: completion for invalid command id {:#x}: resetting\n",
             queue.qid,
             cid
         );
         queue.bad_completion();
-        return false;
-    };
+        false
+    })
+}
+
+/// [`complete_one`] for the request its tag names.
+fn complete_found(queue: &Queue<'_>, rq: &Request<NvmeOps>, cid: u16, cqe: &Cqe) -> bool {
+    let generation = (cid >> 12) as u8;
     // The state first, then the generation `queue_rq` wrote before starting
     // the request: a stale entry racing with a reissue of the tag then sees
     // either not IN_FLIGHT or the new generation, never the new state with

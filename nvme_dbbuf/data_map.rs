@@ -34,7 +34,8 @@ enum DataMap {
 /// # Invariants
 ///
 /// While `map` is not `None`, the data is mapped for `dev`, the tag set's
-/// DMA device, bound as long as the tag set (`TagSet::new`'s contract).
+/// DMA device, bound as long as the tag set (`TagSet<'a, _>` lives in the
+/// device's `'a`).
 pub(crate) struct DataMapping {
     dev: *mut bindings::device,
     /// Taken from [`BlkShared::sgs`] for a request of several segments.

@@ -98,11 +98,12 @@ pub(crate) struct QueueMaps<'a> {
 
 /// A blk-mq driver: its tag set's data and callbacks.
 ///
-/// Every callback runs with the tag set alive; the data it is given lives
-/// at least as long as the tag set (the [`TagSet::new`] contract).
+/// Every callback runs with the tag set alive; the data it is given is the
+/// tag set's own ([`TagSet::new`]).
 pub(crate) trait Operations: Sized + 'static {
-    /// What every callback reaches: the tag set's `driver_data`.
-    type SetData<'a>: Sync + 'a;
+    /// What every callback reaches: the tag set's `driver_data`, which the
+    /// tag set owns.
+    type SetData<'a>: Send + Sync + 'a;
     /// One hardware context's data, borrowed from the set's.
     type HwData<'a>: Sync + 'a;
     /// One request queue's (disk's) data, owned by its [`Disk`].

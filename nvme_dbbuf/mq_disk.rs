@@ -69,7 +69,7 @@ pub(crate) struct Disk<'bound, T: Operations> {
     disk: *mut bindings::gendisk,
     data: *mut T::QueueData,
     /// Dropped after the disk is deleted (it does its I/O through it).
-    _set: Arc<TagSet<T>>,
+    _set: Arc<TagSet<'bound, T>>,
     _dev: PhantomData<&'bound Device<Bound>>,
 }
 
@@ -91,7 +91,7 @@ impl<'bound, T: Operations> Disk<'bound, T> {
     /// Allocates and adds the disk `name` (`sectors` long) on `set` under
     /// `parent`, its queue reaching `data`.
     pub(crate) fn new(
-        set: &Arc<TagSet<T>>,
+        set: &Arc<TagSet<'bound, T>>,
         parent: &'bound Device<Bound>,
         data: T::QueueData,
         params: &DiskParams,

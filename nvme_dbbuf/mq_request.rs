@@ -142,8 +142,8 @@ impl<T: Operations> Request<T> {
     /// [`TagSetParams`]: crate::mq::TagSetParams
     pub(crate) fn dma_dev(&self) -> *mut bindings::device {
         // SAFETY: an allocated request's queue belongs to its tag set,
-        // which `TagSet::new` allocated as a `SetBox`.
-        unsafe { crate::mq_tag_set::SetBox::dma_dev_of((*(*self.as_raw()).q).tag_set) }
+        // which `TagSet::new` allocated behind a `SetHead`.
+        unsafe { crate::mq_tag_set::SetHead::dma_dev_of((*(*self.as_raw()).q).tag_set) }
     }
 
     /// Whether blk-mq has the request in flight (started, not completed);
@@ -388,15 +388,19 @@ impl<T: Operations> HwTags<T> {
         self.set.store(core::ptr::null_mut(), Ordering::Release);
     }
 
-    /// The request with `tag`, if the tag is valid.
-    pub(crate) fn request(&self, tag: u16) -> Option<&Request<T>> {
+    /// Runs `f` on the request with `tag`, if the tag is valid; `None`
+    /// otherwise.  The lookup and `f` run in an RCU read-side section,
+    /// which the tag set's drop waits for after clearing this.
+    pub(crate) fn with_request<R>(&self, tag: u16, f: impl FnOnce(&Request<T>) -> R) -> Option<R> {
+        let _rcu = kernel::sync::rcu::read_lock();
         let set = self.set.load(Ordering::Acquire);
         if set.is_null() {
             return None;
         }
         let index = self.index.load(Ordering::Relaxed) as usize;
-        // SAFETY: a live tag set with more than `index` queues (invariant);
-        // blk-mq may free and clear a queue's tags, hence volatile.
+        // SAFETY: a live tag set with more than `index` queues (invariant),
+        // not freed before this read-side section ends; blk-mq may free and
+        // clear a queue's tags, hence volatile.
         let tags = unsafe { core::ptr::read_volatile((*set).tags.add(index)) };
         if tags.is_null() {
             return None;
@@ -408,8 +412,11 @@ impl<T: Operations> HwTags<T> {
         }
         // SAFETY: `tag < nr_tags`, the length of `rqs` (blk_mq_tag_to_rq()).
         let rq = unsafe { core::ptr::read_volatile(t.rqs.add(usize::from(tag))) };
-        // SAFETY: a request of the live tag set (invariant); the tag set
-        // outlives every user of its `HwTags` (`TagSet::new`'s contract).
-        (!rq.is_null()).then(|| unsafe { Request::from_raw(rq) })
+        if rq.is_null() {
+            return None;
+        }
+        // SAFETY: a request of the live tag set, which is not freed before
+        // this section ends; the reference does not leave `f`.
+        Some(f(unsafe { Request::from_raw(rq) }))
     }
 }

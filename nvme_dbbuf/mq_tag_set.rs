@@ -32,53 +32,55 @@ pub(crate) struct TagSetParams<'a> {
 /// The C tag set and what this layer adds to it, found from the C one
 /// (its first field).
 #[repr(C)]
-pub(crate) struct SetBox {
+pub(crate) struct SetHead {
     set: bindings::blk_mq_tag_set,
     dma_dev: *mut bindings::device,
 }
 
-impl SetBox {
+impl SetHead {
     /// The DMA device of tag set `set`.
     ///
     /// # Safety
     ///
     /// `set` is a live tag set allocated by [`TagSet::new`].
     pub(crate) unsafe fn dma_dev_of(set: *mut bindings::blk_mq_tag_set) -> *mut bindings::device {
-        // SAFETY: the first field of a `repr(C)` `SetBox` (caller guarantee).
-        unsafe { (*set.cast::<SetBox>()).dma_dev }
+        // SAFETY: the first field of a `repr(C)` `SetHead`, itself the first
+        // field of a `repr(C)` `SetBox` (caller guarantee).
+        unsafe { (*set.cast::<SetHead>()).dma_dev }
     }
 }
 
-/// A blk-mq tag set, freed on drop.
+/// One allocation for the C tag set and the data it owns, which
+/// `driver_data` points at.
+#[repr(C)]
+struct SetBox<D> {
+    head: SetHead,
+    data: D,
+}
+
+/// A blk-mq tag set that owns its callbacks' data, freed on drop.
 ///
 /// # Invariants
 ///
 /// `set` came from `KBox::into_raw` and `blk_mq_alloc_tag_set` succeeded on
-/// it; its `driver_data` is a `T::SetData` and its `dma_dev` a bound device,
-/// both outliving the tag set; `hw_tags` are the [`HwTags`] it set, which
-/// live as long.
-pub(crate) struct TagSet<T: Operations> {
-    set: *mut SetBox,
+/// it; its `driver_data` points at its `data`, and its `dma_dev` is a
+/// device bound for `'a`; `hw_tags` are the [`HwTags`] it set, which the
+/// data owns.
+pub(crate) struct TagSet<'a, T: Operations> {
+    set: *mut SetBox<T::SetData<'a>>,
     hw_tags: KVec<*const HwTags<T>>,
-    _t: PhantomData<T>,
+    _t: PhantomData<(T, T::SetData<'a>)>,
 }
 
 // SAFETY: the tag set is used through the C API, which locks internally;
-// `hw_tags` point at `Sync` atomics.
-unsafe impl<T: Operations> Send for TagSet<T> {}
+// `hw_tags` point at `Sync` atomics; the data is `Send + Sync`.
+unsafe impl<T: Operations> Send for TagSet<'_, T> {}
 // SAFETY: as above.
-unsafe impl<T: Operations> Sync for TagSet<T> {}
+unsafe impl<T: Operations> Sync for TagSet<'_, T> {}
 
-impl<T: Operations> TagSet<T> {
-    /// A tag set whose callbacks reach `data`.
-    ///
-    /// # Safety
-    ///
-    /// `data` stays at its address and outlives the returned tag set and
-    /// every disk on it; `p.dma_dev` stays bound as long; nothing looks
-    /// requests up through its [`HwTags`] (completion handlers) once the
-    /// tag set is dropped.
-    pub(crate) unsafe fn new(data: &T::SetData<'_>, p: TagSetParams<'_>) -> Result<Self> {
+impl<'a, T: Operations> TagSet<'a, T> {
+    /// A tag set whose callbacks reach `data`, which it owns.
+    pub(crate) fn new(data: T::SetData<'a>, p: TagSetParams<'a>) -> Result<Self> {
         // SAFETY: all-zero is the documented starting state of a tag set.
         let mut set: bindings::blk_mq_tag_set = unsafe { core::mem::zeroed() };
         set.ops = OperationsVTable::<T>::build();
@@ -93,15 +95,24 @@ impl<T: Operations> TagSet<T> {
             1
         };
         set.timeout = p.timeout_jiffies;
-        set.driver_data = core::ptr::from_ref(data).cast_mut().cast();
         let mut hw_tags = KVec::with_capacity(p.nr_hw_queues as usize, GFP_KERNEL)?;
         let boxed = SetBox {
-            set,
-            dma_dev: dev_raw(p.dma_dev),
+            head: SetHead {
+                set,
+                dma_dev: dev_raw(p.dma_dev),
+            },
+            data,
         };
         let set = KBox::into_raw(KBox::new(boxed, GFP_KERNEL)?);
+        // SAFETY: `set` is a valid allocation; the data stays there until
+        // `drop` frees the box, after the C tag set.
+        let (raw, data) = unsafe {
+            let data = &(*set).data;
+            (*set).head.set.driver_data = core::ptr::from_ref(data).cast_mut().cast();
+            (core::ptr::addr_of_mut!((*set).head.set), data)
+        };
         // SAFETY: a valid, initialised tag set description.
-        let ret = unsafe { bindings::blk_mq_alloc_tag_set(core::ptr::addr_of_mut!((*set).set)) };
+        let ret = unsafe { bindings::blk_mq_alloc_tag_set(raw) };
         if ret != 0 {
             // SAFETY: from `into_raw` above, not shared with C on failure.
             drop(unsafe { KBox::from_raw(set) });
@@ -109,12 +120,12 @@ impl<T: Operations> TagSet<T> {
         }
         // SAFETY: allocated: it has `nr_hw_queues` hardware queues (which
         // the allocation may have lowered).
-        let nr = unsafe { (*set).set.nr_hw_queues };
+        let nr = unsafe { (*raw).nr_hw_queues };
         for i in 0..nr {
             if let Some(h) = T::hw_tags(data, i) {
                 // SAFETY: `i < nr`; the set lives until `drop` frees it,
                 // which clears `h` first (invariant).
-                unsafe { h.set(core::ptr::addr_of_mut!((*set).set), i) };
+                unsafe { h.set(raw, i) };
                 // Capacity reserved above for every queue.
                 let _ = hw_tags.push(core::ptr::from_ref(h), GFP_KERNEL);
             }
@@ -128,7 +139,7 @@ impl<T: Operations> TagSet<T> {
 
     pub(crate) fn as_raw(&self) -> *mut bindings::blk_mq_tag_set {
         // SAFETY: allocated in `new` (invariant); only the address is taken.
-        unsafe { core::ptr::addr_of_mut!((*self.set).set) }
+        unsafe { core::ptr::addr_of_mut!((*self.set).head.set) }
     }
 
     /// Stops dispatch to every hardware queue, waiting for `queue_rq` calls
@@ -177,16 +188,20 @@ unsafe extern "C" fn busy_one<T: Operations>(
     true
 }
 
-impl<T: Operations> Drop for TagSet<T> {
+impl<T: Operations> Drop for TagSet<'_, T> {
     fn drop(&mut self) {
         for h in &self.hw_tags {
-            // SAFETY: they live as long as the set's data (invariant).
+            // SAFETY: the set's data, not yet dropped, owns them (invariant).
             unsafe { (**h).clear() };
         }
+        // A lookup that found the set before it was cleared runs in an RCU
+        // read-side section ([`HwTags::with_request`]): wait for those.
+        kernel::sync::rcu::synchronize_rcu();
         // SAFETY: allocated in `new` (invariant); every disk using it was
         // deleted before (a `Disk` holds its tag set).
         unsafe { bindings::blk_mq_free_tag_set(self.as_raw()) };
-        // SAFETY: from `KBox::into_raw` in `new`; C no longer uses it.
+        // SAFETY: from `KBox::into_raw` in `new`; C no longer uses it.  The
+        // data drops with it, after the C tag set.
         drop(unsafe { KBox::from_raw(self.set) });
     }
 }

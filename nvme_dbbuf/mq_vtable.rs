@@ -4,9 +4,9 @@
 //! raw pointers into the references `Operations` takes.
 //!
 //! What the pointers are, for a tag set from [`crate::mq::TagSet::new`]:
-//! `set->driver_data` is the driver's `SetData` (alive as long as the tag
-//! set, `TagSet::new`'s contract); `hctx->driver_data` its `HwData`
-//! (`init_hctx`, borrowed from the `SetData`); `q->queuedata` the disk's
+//! `set->driver_data` is the driver's `SetData` (owned by the tag set);
+//! `hctx->driver_data` its `HwData` (`init_hctx`, borrowed from the
+//! `SetData`); `q->queuedata` the disk's
 //! `QueueData` (`Disk::new`, freed after the queue); each request's PDU a
 //! `Pdu<T>` (`init_request`).
 

@@ -26,7 +26,7 @@ use kernel::{
     types::ForLt,
 };
 
-use crate::blk::{self, BlkShared, Disk, TagSet};
+use crate::blk::{self, BlkShared, Disk, IoSet, TagSet};
 use crate::ctrl::{self, Ctrl};
 use crate::dbbuf::DbBuf;
 use crate::dyndbg::dev_ddbg;
@@ -100,8 +100,9 @@ impl Drop for Instance {
 #[pin_data(PinnedDrop)]
 pub(crate) struct NvmeDev<'bound> {
     /// The lease [`Lending`] holds on this controller, given to the reset
-    /// work, debugfs and the character device; revoked by `teardown` (and
-    /// by `Lending` itself, before this struct drops).
+    /// work, the tag set (for timeouts), debugfs and the character device;
+    /// revoked by `teardown` once the disks are gone (and by `Lending`
+    /// itself, before this struct drops).
     lease: SetOnce<Arc<Lease<DevLt>>>,
     chardev: SetOnce<Pin<KBox<passthru::CharDev>>>,
     /// Taken out and dropped by `teardown`, which must not hold the reset
@@ -118,12 +119,11 @@ pub(crate) struct NvmeDev<'bound> {
     /// lease.  Cancelled when dropped: after the interrupts, before the tag
     /// set it uses.
     pub(crate) reset_work: OwnedResetWork,
-    /// Freed after the reset work; its callbacks read `shared` (a request
-    /// completed while the tag set goes gives back its pool blocks), which
-    /// is dropped after it.
-    pub(crate) tagset: SetOnce<Arc<TagSet>>,
+    /// Freed after the interrupts and the reset work; it owns what its
+    /// callbacks read (`shared`, the lease).
+    pub(crate) tagset: SetOnce<Arc<TagSet<'bound>>>,
     pub(crate) vectors: SetOnce<Arc<IrqVectors<'bound>>>,
-    pub(crate) shared: SetOnce<BlkShared<'bound>>,
+    pub(crate) shared: SetOnce<Arc<BlkShared<'bound>>>,
     /// Who may submit, reset or tear down (`state.rs`).
     pub(crate) state: State,
     /// The hardware shutdown of [`Self::teardown`] is done.
@@ -152,8 +152,10 @@ impl<'bound> NvmeDev<'bound> {
         pdev: &'bound pci::Device<Bound>,
         bar: ctrl::Bar0<'bound>,
     ) -> impl PinInit<Lending<'bound, DevLt>, Error> + 'bound {
+        // A failed bring-up is torn down while the lease holds: the timeout
+        // handler reaches the controller through it while the disks go.
         Lending::new(Self::init(pdev, bar), |dev: &Self, lease| {
-            dev.bring_up(lease)
+            dev.bring_up(lease).inspect_err(|_| dev.teardown())
         })
     }
 
@@ -222,6 +224,7 @@ impl<'bound> NvmeDev<'bound> {
     fn bring_up(&self, lease: &Arc<Lease<DevLt>>) -> Result {
         let pdev = self.ctrl.pdev;
         self.reset_work.lend(lease);
+        self.lease.populate(lease.clone());
         let version = self.log_version();
         self.ctrl.disable()?;
         self.ctrl.enable()?;
@@ -230,12 +233,11 @@ impl<'bound> NvmeDev<'bound> {
             "controller enabled, admin queue {} entries\n",
             self.ctrl.admin.depth
         );
-        let plan = self.setup(version)?;
+        let plan = self.setup(version, lease)?;
         self.add_disks(plan)?;
         // Unless a reset during the partition scan got there first (or
         // is still running: it decides).
         self.state.change_from(CtrlState::New, CtrlState::Live);
-        self.lease.populate(lease.clone());
         *self.debugfs.lock() = debugfs::create(self.instance(), lease.clone())?;
         self.chardev
             .populate(passthru::register(self.instance(), lease.clone())?);
@@ -269,7 +271,7 @@ impl<'bound> NvmeDev<'bound> {
     }
 
     /// Identify Controller, the I/O queues, and the namespaces to add.
-    fn setup(&self, version: spec::Version) -> Result<DiskPlan> {
+    fn setup(&self, version: spec::Version, lease: &Arc<Lease<DevLt>>) -> Result<DiskPlan> {
         let pdev = self.ctrl.pdev;
         let buf = Coherent::<u8>::zeroed_slice(pdev.as_ref(), IDENTIFY_SIZE, GFP_KERNEL)?;
         self.ctrl
@@ -291,7 +293,7 @@ impl<'bound> NvmeDev<'bound> {
             }
         );
 
-        self.setup_io_queues(id.has_dbbuf())?;
+        self.setup_io_queues(id.has_dbbuf(), lease)?;
         // Namespaces: the active list (NVMe 1.1+), else 1..=NN.
         let mut nsids = KVec::new();
         if version >= spec::Version::new(1, 1, 0)
@@ -367,7 +369,7 @@ impl<'bound> NvmeDev<'bound> {
     /// I/O queues (see [`Self::queue_counts`]): vector 0 for the admin
     /// queue, one per I/O queue with an interrupt.  Then the queues are
     /// created on the controller, with their handlers and the tag set.
-    fn setup_io_queues(&self, has_dbbuf: bool) -> Result {
+    fn setup_io_queues(&self, has_dbbuf: bool, lease: &Arc<Lease<DevLt>>) -> Result {
         let pdev = self.ctrl.pdev;
         let (granted, polled) = self.queue_counts()?;
         self.vectors
@@ -381,7 +383,7 @@ impl<'bound> NvmeDev<'bound> {
         let nr = vectors.io_queues(granted) + polled;
         let depth = u16::try_from(IO_QUEUE_DEPTH.min(self.ctrl.max_entries)).unwrap_or(2);
         let queues = self.alloc_io_queues(nr, depth)?;
-        self.shared.populate(BlkShared {
+        let shared = BlkShared {
             dev: pdev.as_ref(),
             queues,
             irq_offset: vectors.io_offset(),
@@ -395,7 +397,8 @@ impl<'bound> NvmeDev<'bound> {
             lists: DmaPool::new(c"nvme_dbbuf prp", pdev.as_ref(), blk::PAGE as usize)?,
             ranges: DmaPool::new(c"nvme_dbbuf dsm", pdev.as_ref(), DSM_RANGE_BYTES)?,
             sgs: SgPool::new()?,
-        });
+        };
+        self.shared.populate(Arc::new(shared, GFP_KERNEL)?);
         let shared = self.shared.as_ref().ok_or(EINVAL)?;
         if has_dbbuf {
             self.alloc_dbbuf();
@@ -411,7 +414,7 @@ impl<'bound> NvmeDev<'bound> {
             polled,
             vectors.count()
         );
-        self.create_tag_set(shared, depth)
+        self.create_tag_set(shared, lease, depth)
     }
 
     /// One handler per I/O queue with an interrupt, on its vector.
@@ -431,7 +434,12 @@ impl<'bound> NvmeDev<'bound> {
     }
 
     /// The tag set: one hardware context per I/O queue, `depth - 1` deep.
-    fn create_tag_set(&self, shared: &BlkShared<'bound>, depth: u16) -> Result {
+    fn create_tag_set(
+        &self,
+        shared: &Arc<BlkShared<'bound>>,
+        lease: &Arc<Lease<DevLt>>,
+        depth: u16,
+    ) -> Result {
         let params = crate::mq::TagSetParams {
             dma_dev: shared.dev,
             nr_hw_queues: u32::try_from(shared.queues.len())?,
@@ -439,12 +447,11 @@ impl<'bound> NvmeDev<'bound> {
             timeout_jiffies: shared.timeout_jiffies,
             poll_maps: shared.polled > 0,
         };
-        // The tag set is held by `self.tagset` and the disks (fields, the
-        // disks dropped first), so it goes before `self` and `self.shared`;
-        // the interrupts and the reset work, which look requests up, go
-        // before it, and teardown completes every request first.
-        // SAFETY: `self` is pinned and outlives the tag set (above).
-        let set = unsafe { TagSet::new(self, params)? };
+        let data = IoSet {
+            shared: shared.clone(),
+            ctrl: lease.clone(),
+        };
+        let set = TagSet::new(data, params)?;
         self.tagset.populate(Arc::new(set, GFP_KERNEL)?);
         Ok(())
     }
