@@ -87,7 +87,8 @@ rmmod_settled nvme_dbbuf
 # 5. With everything off, a workload prints no debug line of ours.
 insmod_ours nvme_dbbuf
 mark
-for i in 1 2 3; do pci_unbind "$bdf"; pci_bind "$bdf" nvme_dbbuf; done
+pci_unbind "$bdf"
+pci_bind "$bdf" nvme_dbbuf
 insmod_ours vimc_debayer
 rmmod vimc_debayer
 sleep 1
