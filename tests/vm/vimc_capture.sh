@@ -81,11 +81,8 @@ PY
 log "tools/vimc-png: 640x480 PNG equal to the raw frame"
 
 # Another Bayer order and the scaler doubling the size.
-mc -V '"Sensor A":0[fmt:SBGGR8_1X8/320x240]' || fail "sensor format"
-mc -V '"Debayer A":0[fmt:SBGGR8_1X8/320x240]' || fail "debayer sink format"
-mc -V '"Debayer A":1[fmt:RGB888_1X24/320x240]' || fail "debayer source format"
-mc -V '"Scaler":0[fmt:RGB888_1X24/320x240]' || fail "scaler sink format"
-mc -V '"Scaler":1[fmt:RGB888_1X24/640x480]' || fail "scaler source format"
+mc -V '"Sensor A":0[fmt:SBGGR8_1X8/320x240], "Debayer A":0[fmt:SBGGR8_1X8/320x240], "Debayer A":1[fmt:RGB888_1X24/320x240], "Scaler":0[fmt:RGB888_1X24/320x240], "Scaler":1[fmt:RGB888_1X24/640x480]' ||
+	fail "pad formats (sensor, debayer, scaler)"
 v4l2-ctl -d "$vid" --set-fmt-video=width=640,height=480,pixelformat=RGB3 || fail "capture format"
 v4l2-ctl -d "$raw" --set-fmt-video=width=320,height=240,pixelformat=BA81 || fail "raw capture format"
 rm -f "$out"
