@@ -87,7 +87,7 @@ impl mq::Operations for NvmeOps {
     }
 
     fn complete(set: &IoSet<'_>, queue: &Queue<'_>, _ns: &Ns, mut rq: Completing<'_, Self>) {
-        let shared = Some(&*set.shared);
+        let shared = &*set.shared;
         let cancelled = rq.data().cancelled.load(Ordering::Relaxed);
         let status = (!cancelled).then(|| cmd::Status(rq.data().status.load(Ordering::Relaxed)));
         let noretry = rq.failfast() || queue.is_dead();

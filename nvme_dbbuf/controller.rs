@@ -326,13 +326,13 @@ impl<'bound> NvmeDev<'bound> {
 }
 
 impl NvmeDev<'_> {
-    /// Ordered hardware shutdown, run by `unbind` while the device is still
-    /// bound, and by `drop` (which finds it done, unless probe failed), as
+    /// Ordered hardware shutdown, run by `unbind` (or a failed bring-up)
+    /// while the device is still bound, and by `drop` (which finds it done), as
     /// the in-tree `nvme_remove`: no reset any more; the disks deleted while
     /// the controller still works (one that is gone has its commands failed
     /// first, so that takes seconds, not a timeout per request); then a
-    /// passthrough command still waiting is interrupted, debugfs and the
-    /// character device let go of the controller, and the I/O queues are
+    /// passthrough command still waiting is interrupted, the lease is
+    /// revoked (no request is left to time out), and the I/O queues are
     /// deleted and the controller shut down, so it stops touching our
     /// memory before anything is freed.  A second call only finds it done.
     pub(crate) fn teardown(&self) {

@@ -94,7 +94,7 @@ impl DataMapping {
                 Some(b) => self.list = Some(b),
                 None => {
                     // Mapped just above, not yet seen by the device.
-                    self.release(Some(shared));
+                    self.release(shared);
                     return Err(Status::RESOURCE);
                 }
             }
@@ -105,7 +105,7 @@ impl DataMapping {
             Err(e) => {
                 pr_err!("nvme_dbbuf: cannot describe request with PRPs: {:?}\n", e);
                 // As above.
-                self.release(Some(shared));
+                self.release(shared);
                 Err(Status::IOERR)
             }
         }
@@ -186,7 +186,7 @@ impl DataMapping {
     /// Unmaps the data and gives back what was taken from the pools: once
     /// the controller is done with them (the command completed, or the
     /// controller was stopped).
-    pub(crate) fn release(&mut self, shared: Option<&BlkShared<'_>>) {
+    pub(crate) fn release(&mut self, shared: &BlkShared<'_>) {
         let (dir, dev) = (dma_dir(self.write), self.dev);
         match (self.map, self.sg.as_mut()) {
             // SAFETY: mapped with these entries, for `dev` (invariant).
@@ -200,23 +200,12 @@ impl DataMapping {
             _ => {}
         }
         self.map = DataMap::None;
-        let (sg, list) = (self.sg.take(), self.list.take());
-        match shared {
-            Some(s) => {
-                if let Some(sg) = sg {
-                    s.sgs.free(sg);
-                }
-                match list {
-                    Some(b) if s.ranges.owns(&b) => s.ranges.free(b),
-                    Some(b) => s.lists.free(b),
-                    None => {}
-                }
-            }
-            // The tag set goes before the pools (the controller's field
-            // order), so this does not happen; if it did, leak.
-            None if sg.is_some() || list.is_some() => {
-                pr_err!("nvme_dbbuf: request released without its pools: blocks leaked\n")
-            }
+        if let Some(sg) = self.sg.take() {
+            shared.sgs.free(sg);
+        }
+        match self.list.take() {
+            Some(b) if shared.ranges.owns(&b) => shared.ranges.free(b),
+            Some(b) => shared.lists.free(b),
             None => {}
         }
     }

@@ -2,8 +2,8 @@
 
 //! A revocable borrow of a lifetime-parameterised object, for code that can
 //! outlive the borrow: debugfs file callbacks, the open files of a
-//! character device, whose data the kernel crate wants `'static`, and a
-//! work item.
+//! character device, whose data the kernel crate wants `'static`, a work
+//! item, and a blk-mq tag set the object owns.
 //!
 //! Shaped like `kernel::devres::DevresLt`: the object's type is a [`ForLt`]
 //! family, its lifetime is erased inside this type only, and users reach it

@@ -61,6 +61,11 @@ impl DiskParams {
 
 /// A disk, deleted on drop.
 ///
+/// A disk that is leaked (`mem::forget`) keeps its tag set, and with it
+/// the driver's callbacks, alive past the device's binding: like a
+/// [`crate::irq::QueueIrq`], a disk is not under `Devres`, and its owner
+/// drops it in its teardown.
+///
 /// # Invariants
 ///
 /// `disk` was added with `device_add_disk` on `set`, which it keeps alive;

@@ -350,8 +350,8 @@ impl<T: Operations> Drop for Completing<'_, T> {
 /// A hardware queue's tags, to turn a command's tag back into its request,
 /// read where the tag set keeps them at each lookup (as the in-tree
 /// driver's `nvme_queue_tagset`): blk-mq frees the tags of a hardware
-/// queue no CPU maps to.  Set by the tag set when it is allocated, cleared
-/// before it is freed.
+/// queue no CPU maps to.  Claimed by one tag set when it is allocated,
+/// cleared before it is freed, released after no lookup can see it.
 ///
 /// A request found here may be freed concurrently only if the device
 /// completes a command blk-mq no longer has in flight (as in C).
@@ -359,10 +359,12 @@ impl<T: Operations> Drop for Completing<'_, T> {
 /// # Invariants
 ///
 /// `set` is null, or a live tag set for `T` with more than `index`
-/// hardware queues.
+/// hardware queues; `index` changes only while `owned` is clear, which
+/// happens only once no lookup can still see the last `set`.
 pub(crate) struct HwTags<T: Operations> {
     set: AtomicPtr<bindings::blk_mq_tag_set>,
     index: AtomicU32,
+    owned: AtomicBool,
     _t: PhantomData<T>,
 }
 
@@ -371,21 +373,41 @@ impl<T: Operations> HwTags<T> {
         Self {
             set: AtomicPtr::new(core::ptr::null_mut()),
             index: AtomicU32::new(0),
+            owned: AtomicBool::new(false),
             _t: PhantomData,
         }
     }
 
+    /// Points lookups at hardware queue `index` of `set`, unless another
+    /// tag set has claimed these tags (then `false`).
+    ///
     /// # Safety
     ///
     /// `set` is a live tag set for `T` with more than `index` hardware
-    /// queues, which calls [`Self::clear`] before it is freed.
-    pub(crate) unsafe fn set(&self, set: *mut bindings::blk_mq_tag_set, index: u32) {
+    /// queues, which, if this returns `true`, calls [`Self::clear`] before
+    /// it is freed and [`Self::release`] once no lookup can see it.
+    pub(crate) unsafe fn set(&self, set: *mut bindings::blk_mq_tag_set, index: u32) -> bool {
+        if self
+            .owned
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
         self.index.store(index, Ordering::Relaxed);
         self.set.store(set, Ordering::Release);
+        true
     }
 
+    /// No new lookup finds the tag set.
     pub(crate) fn clear(&self) {
         self.set.store(core::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Another tag set may claim the tags (after [`Self::clear`] and an
+    /// RCU grace period).
+    pub(crate) fn release(&self) {
+        self.owned.store(false, Ordering::Release);
     }
 
     /// Runs `f` on the request with `tag`, if the tag is valid; `None`
@@ -416,7 +438,9 @@ impl<T: Operations> HwTags<T> {
             return None;
         }
         // SAFETY: a request of the live tag set, which is not freed before
-        // this section ends; the reference does not leave `f`.
+        // this section ends; the reference does not leave `f` (a completion
+        // `f` starts may run later elsewhere: blk-mq holds the request in
+        // flight until then, and the tag set outlives its disks' I/O).
         Some(f(unsafe { Request::from_raw(rq) }))
     }
 }

@@ -64,8 +64,8 @@ struct SetBox<D> {
 ///
 /// `set` came from `KBox::into_raw` and `blk_mq_alloc_tag_set` succeeded on
 /// it; its `driver_data` points at its `data`, and its `dma_dev` is a
-/// device bound for `'a`; `hw_tags` are the [`HwTags`] it set, which the
-/// data owns.
+/// device bound for `'a`; `hw_tags` are the [`HwTags`] it claimed, which
+/// the data owns.
 pub(crate) struct TagSet<'a, T: Operations> {
     set: *mut SetBox<T::SetData<'a>>,
     hw_tags: KVec<*const HwTags<T>>,
@@ -95,7 +95,7 @@ impl<'a, T: Operations> TagSet<'a, T> {
             1
         };
         set.timeout = p.timeout_jiffies;
-        let mut hw_tags = KVec::with_capacity(p.nr_hw_queues as usize, GFP_KERNEL)?;
+        let hw_tags = KVec::with_capacity(p.nr_hw_queues as usize, GFP_KERNEL)?;
         let boxed = SetBox {
             head: SetHead {
                 set,
@@ -121,20 +121,34 @@ impl<'a, T: Operations> TagSet<'a, T> {
         // SAFETY: allocated: it has `nr_hw_queues` hardware queues (which
         // the allocation may have lowered).
         let nr = unsafe { (*raw).nr_hw_queues };
-        for i in 0..nr {
-            if let Some(h) = T::hw_tags(data, i) {
-                // SAFETY: `i < nr`; the set lives until `drop` frees it,
-                // which clears `h` first (invariant).
-                unsafe { h.set(raw, i) };
-                // Capacity reserved above for every queue.
-                let _ = hw_tags.push(core::ptr::from_ref(h), GFP_KERNEL);
-            }
-        }
-        Ok(Self {
+        let mut this = Self {
             set,
             hw_tags,
             _t: PhantomData,
-        })
+        };
+        // On failure, dropping `this` undoes the claims made so far.
+        this.claim_hw_tags(data, nr)?;
+        Ok(this)
+    }
+
+    /// Points each hardware queue's [`HwTags`] at this tag set, the first
+    /// `nr` of `data`'s.
+    fn claim_hw_tags(&mut self, data: &T::SetData<'a>, nr: u32) -> Result {
+        let raw = self.as_raw();
+        for i in 0..nr {
+            if let Some(h) = T::hw_tags(data, i) {
+                // SAFETY: `i < nr`, the set's hardware queues; the set lives
+                // until `drop` frees it, which clears and releases the tags
+                // it claimed first (invariant).
+                if !unsafe { h.set(raw, i) } {
+                    // Another tag set's.
+                    return Err(EBUSY);
+                }
+                // Capacity reserved in `new` for every queue.
+                let _ = self.hw_tags.push(core::ptr::from_ref(h), GFP_KERNEL);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn as_raw(&self) -> *mut bindings::blk_mq_tag_set {
@@ -197,6 +211,10 @@ impl<T: Operations> Drop for TagSet<'_, T> {
         // A lookup that found the set before it was cleared runs in an RCU
         // read-side section ([`HwTags::with_request`]): wait for those.
         kernel::sync::rcu::synchronize_rcu();
+        for h in &self.hw_tags {
+            // SAFETY: as above.
+            unsafe { (**h).release() };
+        }
         // SAFETY: allocated in `new` (invariant); every disk using it was
         // deleted before (a `Disk` holds its tag set).
         unsafe { bindings::blk_mq_free_tag_set(self.as_raw()) };

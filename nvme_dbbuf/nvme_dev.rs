@@ -4,13 +4,13 @@
 //! allocation the driver core keeps for the binding, then brought up.
 //!
 //! The struct is complete and at its final address before the first
-//! command: the tag set is created by the bring-up from a reference to it
-//! and is a field of it, dropped after [`PinnedDrop`] has shut the hardware
-//! down and freed the interrupts (each of which owns its queue); the reset
-//! work, the debugfs directory and the character device reach it through
-//! the lease of the [`Lending`] that owns it.  What the bring-up
-//! creates is set once ([`SetOnce`]); a bring-up that fails drops the
-//! controller like an unbind does.
+//! command.  The tag set is a field of it, made by the bring-up, dropped
+//! after [`PinnedDrop`] has shut the hardware down and freed the
+//! interrupts (each of which owns its queue); the tag set's timeout
+//! handler, the reset work, the debugfs directory and the character
+//! device reach the controller through the lease of the [`Lending`] that
+//! owns it.  What the bring-up creates is set once ([`SetOnce`]); a
+//! bring-up that fails is torn down like an unbind, then dropped.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -91,10 +91,10 @@ impl Drop for Instance {
 
 /// Per-controller state, alive while the driver is bound.
 ///
-/// [`NvmeDev::teardown`] (from `unbind`, else from `drop`) shuts the
-/// hardware down: disks deleted, I/O queues deleted, controller shut down.
-/// It also makes debugfs and the character device let go of the
-/// controller.  The fields then go in declaration order, which is the
+/// [`NvmeDev::teardown`] (from `unbind` or a failed bring-up, else from
+/// `drop`) shuts the hardware down: disks deleted, I/O queues deleted,
+/// controller shut down.  It also revokes the controller's lease (the
+/// timeout handler, the reset work, debugfs, the character device).  The fields then go in declaration order, which is the
 /// order the kernel objects must be freed in: interrupts, reset work, tag
 /// set, vectors, queues.
 #[pin_data(PinnedDrop)]
@@ -202,9 +202,10 @@ impl<'bound> NvmeDev<'bound> {
             .map(|q| &**q)
     }
 
-    /// Debugfs and the character device let go of the controller: their
-    /// callbacks running now end first, later ones find nothing; then the
-    /// directory goes.
+    /// Everything holding the lease lets go of the controller (the tag
+    /// set's timeout handler, the reset work, debugfs, the character
+    /// device): calls running now end first, later ones find nothing; then
+    /// the directory goes.
     pub(crate) fn revoke_user_access(&self) {
         if let Some(l) = self.lease.as_ref() {
             l.revoke();
