@@ -437,10 +437,11 @@ impl<T: Operations> HwTags<T> {
         if rq.is_null() {
             return None;
         }
-        // SAFETY: a request of the live tag set, which is not freed before
-        // this section ends; the reference does not leave `f` (a completion
-        // `f` starts may run later elsewhere: blk-mq holds the request in
-        // flight until then, and the tag set outlives its disks' I/O).
+        // The reference does not leave `f`.  A completion `f` starts may run
+        // later elsewhere: blk-mq holds the request in flight until then,
+        // and the tag set outlives its disks' I/O.
+        // SAFETY: a request of the live tag set, not freed before this
+        // read-side section ends.
         Some(f(unsafe { Request::from_raw(rq) }))
     }
 }
