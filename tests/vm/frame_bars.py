@@ -2,10 +2,10 @@
 """Checks that a captured frame shows tpg's 75% colour bar (white, yellow,
 cyan, green, magenta, red, blue, black, left to right).
 
-  frame_bars.py FILE W H FOURCC   the last W x H frame in FILE
+  frame_bars.py FILE... W H FOURCC   the last W x H frame in each FILE
 
 (PNG files are decoded to RGB3 with ffmpeg first.)  Prints the sampled bars;
-exits non-zero if a bar has the wrong colour or FILE is not whole frames."""
+exits non-zero if a bar has the wrong colour or a FILE is not whole frames."""
 import sys
 
 # Byte offsets of R, G, B in a pixel, and bytes per pixel, per V4L2 fourcc
@@ -28,18 +28,27 @@ def check(w, h, px):
         assert got == wnt, f"bar {i}: {rgb} is not {wnt}"
 
 
-def main(argv):
-    w, h, fourcc = int(argv[2]), int(argv[3]), argv[4]
+def check_file(name, w, h, fourcc):
     (r, g, b), bpp = LAYOUTS[fourcc]
-    data = open(argv[1], "rb").read()
+    data = open(name, "rb").read()
     size = w * h * bpp
-    assert len(data) >= size and len(data) % size == 0, f"{len(data)} bytes, frames of {size}"
+    assert len(data) >= size and len(data) % size == 0, f"{name}: {len(data)} bytes, frames of {size}"
     f = data[-size:]
 
     def px(x, y):
         o = (y * w + x) * bpp
         return (f[o + r], f[o + g], f[o + b])
-    check(w, h, px)
+    try:
+        check(w, h, px)
+    except AssertionError as e:
+        raise AssertionError(f"{name}: {e}") from None
+
+
+def main(argv):
+    w, h, fourcc = int(argv[-3]), int(argv[-2]), argv[-1]
+    assert len(argv) > 4, "usage: frame_bars.py FILE... W H FOURCC"
+    for name in argv[1:-3]:
+        check_file(name, w, h, fourcc)
 
 
 if __name__ == "__main__":

@@ -94,21 +94,7 @@ debayer=$(mc -e "Debayer A")
 race=/tmp/vimc-race
 rm -rf "$race"
 mkdir -p "$race"
-bars_ok() { # FILE...: tpg's colour bars across the middle row of 640x480 RGB24 frames
-	python3 - "$@" <<'PY'
-import sys
-w, h = 640, 480
-want = ["111", "110", "011", "010", "101", "100", "001", "000"]
-for name in sys.argv[1:]:
-    f = open(name, "rb").read()
-    assert len(f) == w * h * 3, f"{name}: {len(f)} bytes"
-    px = lambda x: tuple(f[((h // 2) * w + x) * 3:((h // 2) * w + x) * 3 + 3])
-    for i, wnt in enumerate(want):
-        rgb = px(int((i + 0.5) * w / 8))
-        got = "".join("1" if c >= 120 else "0" if c <= 40 else "?" for c in rgb)
-        assert got == wnt, f"{name}: bar {i}: {rgb}"
-PY
-}
+bars_ok() { python3 "$REPO/tests/vm/frame_bars.py" "$@" 640 480 RGB3 >/dev/null; } # FILE...
 rm -f "$stop"
 (
 	flips=0
@@ -152,6 +138,7 @@ done
 frame=$race/after.raw
 v4l2-ctl -d "$vid" --stream-mmap --stream-count=1 --stream-to="$frame" >/dev/null || fail "stream after the race"
 bars_ok "${frames[@]}" "$frame" || fail "a frame streamed during or after the race is not tpg's colour bar"
+rm -rf "$race"
 log "set_fmt racing stream-on ($(cat "$stop.flips") flips of two entities): $ok whole frames of colour bars, $refused refused"
 
 # --- rmmod with a node open or buffers mmapped ---------------------------
